@@ -1,0 +1,15 @@
+//! `ip`: print the IP address of machines.
+
+use hoist::context::Context;
+use hoist::error::Result;
+use hoist::ops::machine;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    names: Vec<String>,
+}
+
+pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
+    let names = super::target_names(ctx, args.names)?;
+    super::print_each(machine::ips(ctx, &names).await)
+}

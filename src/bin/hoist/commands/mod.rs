@@ -1,0 +1,261 @@
+//! The command line: global options, one module per command, and the dispatch.
+
+mod active;
+mod completion;
+mod config;
+mod create;
+mod env;
+mod inspect;
+mod ip;
+mod ls;
+mod power;
+mod rm;
+mod status;
+mod url;
+mod version;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hoist::context::Context;
+use hoist::error::{Error, Result};
+
+use crate::Printer;
+
+/// hoist's version line, as docker-machine's `--version`: `<version>, build <commit>`.
+pub const FULL_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    ", build ",
+    env!("HOIST_GIT_COMMIT")
+);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hoist",
+    about = "Create and manage machines running Docker.",
+    version = FULL_VERSION,
+    disable_version_flag = true,
+    disable_help_subcommand = false,
+    subcommand_required = true,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// Enable debug mode
+    #[arg(short = 'D', long, global = true)]
+    pub debug: bool,
+    /// Configures storage path
+    #[arg(
+        short = 's',
+        long,
+        env = "MACHINE_STORAGE_PATH",
+        global = true,
+        value_name = "PATH"
+    )]
+    pub storage_path: Option<PathBuf>,
+    /// CA to verify remotes against
+    #[arg(long, env = "MACHINE_TLS_CA_CERT", global = true, value_name = "PATH")]
+    pub tls_ca_cert: Option<PathBuf>,
+    /// Private key to generate certificates
+    #[arg(long, env = "MACHINE_TLS_CA_KEY", global = true, value_name = "PATH")]
+    pub tls_ca_key: Option<PathBuf>,
+    /// Client cert to use for TLS
+    #[arg(
+        long,
+        env = "MACHINE_TLS_CLIENT_CERT",
+        global = true,
+        value_name = "PATH"
+    )]
+    pub tls_client_cert: Option<PathBuf>,
+    /// Private key used in client TLS auth
+    #[arg(
+        long,
+        env = "MACHINE_TLS_CLIENT_KEY",
+        global = true,
+        value_name = "PATH"
+    )]
+    pub tls_client_key: Option<PathBuf>,
+    /// Token to use for requests to the Github API (accepted for compatibility; unused)
+    #[arg(
+        long,
+        env = "MACHINE_GITHUB_API_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub github_api_token: Option<String>,
+    /// Use the native (Rust) SSH implementation.
+    #[arg(long, env = "MACHINE_NATIVE_SSH", global = true)]
+    pub native_ssh: bool,
+    /// BugSnag API token for crash reporting (accepted for compatibility; hoist reports nothing)
+    #[arg(
+        long,
+        env = "MACHINE_BUGSNAG_API_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub bugsnag_api_token: Option<String>,
+    /// Print the version
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    pub version: (),
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print which machine is active
+    Active(active::Args),
+    /// Print the connection config for machine
+    Config(config::Args),
+    /// Create a machine
+    Create(Box<create::Args>),
+    /// Display the commands to set up the environment for the Docker client
+    Env(env::Args),
+    /// Inspect information about a machine
+    Inspect(inspect::Args),
+    /// Get the IP address of a machine
+    Ip(ip::Args),
+    /// Kill a machine
+    Kill(power::Args),
+    /// List machines
+    Ls(ls::Args),
+    /// Start a machine
+    Start(power::Args),
+    /// Stop a machine
+    Stop(power::Args),
+    /// Remove a machine
+    Rm(rm::Args),
+    /// Get the status of a machine
+    Status(status::Args),
+    /// Get the URL of a machine
+    Url(url::Args),
+    /// Show the hoist version or a machine's Docker version
+    Version(version::Args),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell)
+    Completion(completion::Args),
+}
+
+/// Runs a command; the exit code on success.
+pub async fn run(command: Command, ctx: &Context, printer: &Printer) -> Result<u8> {
+    match command {
+        Command::Active(a) => active::exec(a, ctx).await,
+        Command::Config(a) => config::exec(a, ctx).await,
+        Command::Create(a) => create::exec(*a, ctx, printer).await,
+        Command::Env(a) => env::exec(a, ctx).await,
+        Command::Inspect(a) => inspect::exec(a, ctx),
+        Command::Ip(a) => ip::exec(a, ctx).await,
+        Command::Kill(a) => power::exec(a, ctx, "kill").await,
+        Command::Start(a) => power::exec(a, ctx, "start").await,
+        Command::Stop(a) => power::exec(a, ctx, "stop").await,
+        Command::Ls(a) => ls::exec(a, ctx).await,
+        Command::Rm(a) => rm::exec(a, ctx).await,
+        Command::Status(a) => status::exec(a, ctx).await,
+        Command::Url(a) => url::exec(a, ctx).await,
+        Command::Version(a) => version::exec(a, ctx).await,
+        Command::Completion(a) => completion::exec(a),
+    }
+}
+
+/// Prints a parse error; an unknown command gets docker-machine's wording. Usage errors exit 1
+/// (docker-machine 0.16.2 exits 0 there; hoist does not copy that).
+pub fn usage_error(e: clap::Error, prog: &str) -> ExitCode {
+    use clap::error::{ContextKind, ErrorKind};
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let text = e
+                .to_string()
+                .replace("hoist version", &format!("{prog} version"));
+            let text = text.replacen("Usage: hoist", &format!("Usage: {prog}"), 1);
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        ErrorKind::InvalidSubcommand => {
+            let cmd = e
+                .get(ContextKind::InvalidSubcommand)
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            eprintln!("{prog}: '{cmd}' is not a {prog} command. See '{prog} --help'.");
+            ExitCode::from(1)
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprint!(
+                "{}",
+                e.to_string()
+                    .replacen("Usage: hoist", &format!("Usage: {prog}"), 1)
+            );
+            ExitCode::from(1)
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            eprintln!(
+                "Incorrect Usage: {first}. See '{prog} {} --help'.",
+                subcommand_of(&e)
+            );
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn subcommand_of(e: &clap::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: hoist "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .filter(|w| !w.starts_with('[') && !w.starts_with('<'))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// docker-machine's target rule for commands about machines: the names given, else `default`
+/// when it exists.
+pub fn target_names(ctx: &Context, names: Vec<String>) -> Result<Vec<String>> {
+    if !names.is_empty() {
+        return Ok(names);
+    }
+    if ctx.store.exists("default") {
+        return Ok(vec!["default".into()]);
+    }
+    Err(Error::Usage(
+        "Error: No machine name(s) specified and no \"default\" machine exists".into(),
+    ))
+}
+
+/// The one machine a command is about (`default` when none is named).
+pub fn target_one(ctx: &Context, names: Vec<String>) -> Result<String> {
+    if names.len() > 1 {
+        return Err(Error::Usage(
+            "Error: Expected one machine name as an argument".into(),
+        ));
+    }
+    Ok(target_names(ctx, names)?.remove(0))
+}
+
+/// Prints per-machine results: values on stdout, errors on stderr, exit 1 if any failed.
+pub fn print_each(results: Vec<Result<String>>) -> Result<u8> {
+    let mut failed = false;
+    for r in results {
+        match r {
+            Ok(line) => println!("{line}"),
+            Err(e) => {
+                failed = true;
+                eprintln!("{e}");
+            }
+        }
+    }
+    Ok(u8::from(failed))
+}
+
+/// Exit code 0 printer for output that is already complete text.
+pub fn print_text(text: &str) -> Result<u8> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|e| Error::Other(format!("cannot write output: {e}")))?;
+    Ok(0)
+}

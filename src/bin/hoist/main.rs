@@ -1,0 +1,127 @@
+//! The `hoist` binary (also installed as `docker-machine`): parses the command line, builds the
+//! context, runs one command, and maps its error to docker-machine's message and exit code.
+
+mod commands;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+use hoist::context::{self, Context, TlsOverrides};
+use hoist::error::Error;
+use hoist::ops::Reporter;
+use hoist::store::Store;
+
+use commands::{Cli, Command};
+
+/// Prints step messages: info to stdout (stderr for `env`/`config`, whose stdout is evaluated),
+/// debug lines to stderr with `-D`.
+pub struct Printer {
+    pub debug: bool,
+    pub info_to_stderr: bool,
+}
+
+impl Reporter for Printer {
+    fn info(&self, message: &str) {
+        if self.info_to_stderr {
+            eprintln!("{message}");
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{message}");
+            let _ = out.flush();
+        }
+    }
+
+    fn debug(&self, message: &str) {
+        if self.debug {
+            eprintln!("{message}");
+        }
+    }
+}
+
+fn program_name(argv0: &str) -> String {
+    Path::new(argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| "hoist".into())
+}
+
+fn debug_requested(args: &[String]) -> Result<bool, String> {
+    let mut debug = args
+        .iter()
+        .skip(1)
+        .any(|a| a == "-D" || a == "--debug" || a == "-debug");
+    if let Ok(value) = std::env::var(context::ENV_DEBUG)
+        && !value.is_empty()
+    {
+        debug = context::parse_go_bool(&value).ok_or_else(|| {
+            format!("Error parsing boolean value from MACHINE_DEBUG: strconv.ParseBool: parsing {value:?}: invalid syntax")
+        })?;
+    }
+    Ok(debug)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let prog = program_name(args.first().map(String::as_str).unwrap_or("hoist"));
+    context::set_program_name(&prog);
+
+    let debug = match debug_requested(&args) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => return commands::usage_error(e, &prog),
+    };
+
+    let ctx = Context {
+        store: Store::new(
+            cli.storage_path
+                .clone()
+                .unwrap_or_else(context::default_storage_path),
+        ),
+        argv: args.clone(),
+        debug,
+        native_ssh: cli.native_ssh,
+        tls: TlsOverrides {
+            ca_cert: cli.tls_ca_cert.clone(),
+            ca_key: cli.tls_ca_key.clone(),
+            client_cert: cli.tls_client_cert.clone(),
+            client_key: cli.tls_client_key.clone(),
+        },
+    };
+    let printer = Printer {
+        debug,
+        info_to_stderr: matches!(cli.command, Command::Env(_) | Command::Config(_)),
+    };
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli.command, &ctx, &printer)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            report_error(&e);
+            ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+fn report_error(e: &Error) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{e}");
+}

@@ -1,0 +1,70 @@
+//! rustls client configuration from a store's CA and client certificate.
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::{CertError, CertPaths};
+
+fn read(path: &Path) -> Result<Vec<u8>, CertError> {
+    fs::read(path).map_err(|source| CertError::Read {
+        path: path.into(),
+        source,
+    })
+}
+
+fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    let pem = read(path)?;
+    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut pem.as_slice()).collect();
+    let certs = certs.map_err(|e| CertError::BadCert {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    if certs.is_empty() {
+        return Err(CertError::BadCert {
+            path: path.into(),
+            reason: "no certificate found".into(),
+        });
+    }
+    Ok(certs)
+}
+
+fn key(path: &Path) -> Result<PrivateKeyDer<'static>, CertError> {
+    let pem = read(path)?;
+    rustls_pemfile::private_key(&mut pem.as_slice())
+        .map_err(|e| CertError::BadKey {
+            path: path.into(),
+            reason: e.to_string(),
+        })?
+        .ok_or_else(|| CertError::BadKey {
+            path: path.into(),
+            reason: "no private key found".into(),
+        })
+}
+
+/// A TLS client configuration that trusts only the CA and presents the client certificate: what the
+/// docker CLI does with `DOCKER_TLS_VERIFY=1`. Built once and shared by every connection of a command.
+pub fn client_config(paths: &CertPaths) -> Result<Arc<rustls::ClientConfig>, CertError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in certs(&paths.ca_cert)? {
+        roots.add(ca).map_err(|e| CertError::BadCert {
+            path: paths.ca_cert.clone(),
+            reason: e.to_string(),
+        })?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| CertError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(certs(&paths.client_cert)?, key(&paths.client_key)?)
+        .map_err(|e| {
+            CertError::Tls(format!(
+                "client certificate {}: {e}",
+                paths.client_cert.display()
+            ))
+        })?;
+    Ok(Arc::new(config))
+}

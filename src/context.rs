@@ -1,0 +1,86 @@
+//! What a command runs with: the store, the name hoist was invoked as, and the global options.
+//! Every environment variable hoist reads is listed here.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use crate::store::Store;
+
+/// `MACHINE_STORAGE_PATH`: the store root (default `~/.docker/machine`).
+pub const ENV_STORAGE_PATH: &str = "MACHINE_STORAGE_PATH";
+/// `MACHINE_DEBUG`: debug output, parsed like Go's `strconv.ParseBool`.
+pub const ENV_DEBUG: &str = "MACHINE_DEBUG";
+/// `MACHINE_NATIVE_SSH`: use the built-in SSH client even where `ssh` is installed.
+pub const ENV_NATIVE_SSH: &str = "MACHINE_NATIVE_SSH";
+/// `MACHINE_DRIVER`: the default driver of `create`.
+pub const ENV_DRIVER: &str = "MACHINE_DRIVER";
+/// `DOCKER_HOST`: which machine is active.
+pub const ENV_DOCKER_HOST: &str = "DOCKER_HOST";
+/// `SHELL`: the shell `env` writes for.
+pub const ENV_SHELL: &str = "SHELL";
+/// `USER`: the Organization of the certificates.
+pub const ENV_USER: &str = "USER";
+
+static PROGRAM: OnceLock<String> = OnceLock::new();
+
+/// Sets the name hoist was invoked as (`hoist` or `docker-machine`), once, at start-up.
+pub fn set_program_name(name: &str) {
+    let _ = PROGRAM.set(name.to_string());
+}
+
+/// The name hoist was invoked as; used in hints such as "Run 'docker-machine env web'".
+pub fn program_name() -> &'static str {
+    PROGRAM.get().map(String::as_str).unwrap_or("hoist")
+}
+
+/// Parses a boolean as Go's `strconv.ParseBool` does.
+pub fn parse_go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// The default store root: `$HOME/.docker/machine`.
+pub fn default_storage_path() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    home.join(".docker").join("machine")
+}
+
+/// User-supplied replacements for the store's CA and client certificate (`--tls-*` globals).
+#[derive(Debug, Clone, Default)]
+pub struct TlsOverrides {
+    pub ca_cert: Option<PathBuf>,
+    pub ca_key: Option<PathBuf>,
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+}
+
+/// Everything a command needs besides its own arguments.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub store: Store,
+    /// The full command line as invoked (for the `env` hint).
+    pub argv: Vec<String>,
+    pub debug: bool,
+    pub native_ssh: bool,
+    pub tls: TlsOverrides,
+}
+
+impl Context {
+    /// The user name for certificate organizations (`$USER`, else `unknown`).
+    pub fn username() -> String {
+        std::env::var(ENV_USER)
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    }
+
+    /// `$DOCKER_HOST`, or "".
+    pub fn docker_host() -> String {
+        std::env::var(ENV_DOCKER_HOST).unwrap_or_default()
+    }
+}

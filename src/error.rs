@@ -1,0 +1,42 @@
+//! The errors of hoist's operations and the exit codes they map to.
+
+use crate::{cert, driver, engine, format, store};
+
+/// An operation's failure. Its message is what the user sees, on one line where possible.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Cert(#[from] cert::CertError),
+    #[error(transparent)]
+    Driver(#[from] driver::DriverError),
+    #[error(transparent)]
+    Engine(#[from] engine::EngineError),
+    #[error(transparent)]
+    Template(#[from] format::template::TemplateError),
+    /// Wrong arguments: docker-machine's own wording where it has one.
+    #[error("{0}")]
+    Usage(String),
+    /// A pre-create check failed (exit code 3, as docker-machine).
+    #[error("Error with pre-create check: \"{0}\"")]
+    PreCreate(String),
+    /// Several machines failed; one line each.
+    #[error("{}", .0.join("\n"))]
+    Many(Vec<String>),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::PreCreate(_) => 3,
+            _ => 1,
+        }
+    }
+}
+
+/// Result of hoist's operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

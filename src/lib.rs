@@ -1,0 +1,25 @@
+//! hoist: Docker Machine (0.16.2), rebuilt in Rust and drop-in compatible with it.
+//!
+//! Module map (the binary in `src/bin/hoist` only parses arguments and calls into these):
+//! - [`context`]: the store root, the invoked name (`hoist` or `docker-machine`), every env var read.
+//! - [`store`]: `~/.docker/machine` in docker-machine's layout — records (`config.json` v3), migration
+//!   of v0–v2, atomic writes, per-machine and certificate locks. The on-disk layout is in [`store::layout`].
+//! - [`cert`]: the CA, client and server certificates; the TLS client configuration.
+//! - [`driver`]: built-in drivers (`none`, `generic`), their state, address and SSH endpoint.
+//! - [`engine`]: the Docker Engine API over mutual TLS (handshake check, `/version`).
+//! - [`format`]: Go templates, Go's tabwriter, natural sort — the output formats of `ls` and `inspect`.
+//! - [`shell`]: how `env` writes for each shell.
+//! - [`ops`]: the operations behind the commands (create, ls, env, rm, …).
+//! - [`fsutil`]: atomic writes and file locks.
+//! - [`error`]: typed errors and exit codes.
+
+pub mod cert;
+pub mod context;
+pub mod driver;
+pub mod engine;
+pub mod error;
+pub mod format;
+pub mod fsutil;
+pub mod ops;
+pub mod shell;
+pub mod store;

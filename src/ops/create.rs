@@ -1,0 +1,202 @@
+//! `create`: docker-machine's pipeline — certificates, pre-create check, save, create, provision,
+//! check — with the lifecycle recorded in the machine's record at every step.
+
+use crate::cert::{self, CertPaths};
+use crate::context::Context;
+use crate::driver::Driver;
+use crate::driver::none::NoneDriver;
+use crate::error::{Error, Result};
+use crate::store::config::{
+    AuthOptions, CONFIG_VERSION, EngineOptions, Host, HostOptions, Lifecycle, SwarmOptions,
+};
+use crate::store::{layout, validate_name};
+
+use super::Reporter;
+
+/// Engine flags of `create` (`--engine-*`).
+#[derive(Debug, Clone, Default)]
+pub struct EngineFlags {
+    pub install_url: String,
+    pub opts: Vec<String>,
+    pub insecure_registries: Vec<String>,
+    pub registry_mirrors: Vec<String>,
+    pub labels: Vec<String>,
+    pub storage_driver: String,
+    pub env: Vec<String>,
+}
+
+/// Swarm flags of `create` (`--swarm*`, classic Swarm; recorded for compatibility).
+#[derive(Debug, Clone, Default)]
+pub struct SwarmFlags {
+    pub agent: bool,
+    pub master: bool,
+    pub image: String,
+    pub discovery: String,
+    pub strategy: String,
+    pub opts: Vec<String>,
+    pub join_opts: Vec<String>,
+    pub host: String,
+    pub addr: String,
+    pub experimental: bool,
+}
+
+/// The driver-specific part of `create`.
+#[derive(Debug, Clone)]
+pub enum DriverFlags {
+    None { url: String },
+}
+
+/// Everything `create` needs.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub name: String,
+    pub driver: DriverFlags,
+    pub engine: EngineFlags,
+    pub swarm: SwarmFlags,
+    pub tls_sans: Vec<String>,
+}
+
+/// The record of a new machine, as docker-machine's `create` builds it.
+pub fn new_host(ctx: &Context, opts: &CreateOptions, driver: &Driver) -> Result<Host> {
+    let certs = ctx.store.certs_dir();
+    let machine_dir = ctx.store.machine_dir(&opts.name);
+    let path = |p: &std::path::Path| p.to_string_lossy().to_string();
+    let pick = |over: &Option<std::path::PathBuf>, default: &str| {
+        over.as_ref()
+            .map_or_else(|| path(&certs.join(default)), |p| path(p))
+    };
+    let e = &opts.engine;
+    let s = &opts.swarm;
+    let mut host = Host {
+        config_version: CONFIG_VERSION,
+        driver: driver.to_config()?,
+        driver_name: driver.name().to_string(),
+        host_options: HostOptions {
+            driver: String::new(),
+            memory: 0,
+            disk: 0,
+            engine_options: EngineOptions {
+                arbitrary_flags: Some(e.opts.clone()),
+                dns: None,
+                graph_dir: String::new(),
+                env: Some(e.env.clone()),
+                ipv6: false,
+                insecure_registry: Some(e.insecure_registries.clone()),
+                labels: Some(e.labels.clone()),
+                log_level: String::new(),
+                storage_driver: e.storage_driver.clone(),
+                selinux_enabled: false,
+                tls_verify: true,
+                registry_mirror: Some(e.registry_mirrors.clone()),
+                install_url: e.install_url.clone(),
+                extra: Default::default(),
+            },
+            swarm_options: SwarmOptions {
+                is_swarm: s.agent || s.master,
+                address: s.addr.clone(),
+                discovery: s.discovery.clone(),
+                agent: s.agent,
+                master: s.master,
+                host: s.host.clone(),
+                image: s.image.clone(),
+                strategy: s.strategy.clone(),
+                arbitrary_flags: Some(s.opts.clone()),
+                arbitrary_join_flags: Some(s.join_opts.clone()),
+                is_experimental: s.experimental,
+                ..SwarmOptions::default()
+            },
+            auth_options: AuthOptions {
+                cert_dir: path(&certs),
+                ca_cert_path: pick(&ctx.tls.ca_cert, layout::CA_CERT),
+                ca_private_key_path: pick(&ctx.tls.ca_key, layout::CA_KEY),
+                ca_cert_remote_path: String::new(),
+                server_cert_path: path(&machine_dir.join(layout::SERVER_CERT)),
+                server_key_path: path(&machine_dir.join(layout::SERVER_KEY)),
+                client_key_path: pick(&ctx.tls.client_key, layout::CLIENT_KEY),
+                server_cert_remote_path: String::new(),
+                server_key_remote_path: String::new(),
+                client_cert_path: pick(&ctx.tls.client_cert, layout::CLIENT_CERT),
+                server_cert_sans: Some(opts.tls_sans.clone()),
+                store_path: path(&machine_dir),
+                extra: Default::default(),
+            },
+            extra: Default::default(),
+        },
+        name: opts.name.clone(),
+        hoist: None,
+        extra: Default::default(),
+    };
+    host.set_lifecycle(Lifecycle::Creating, "");
+    Ok(host)
+}
+
+fn check_swarm_discovery(discovery: &str) -> Result<()> {
+    if discovery.is_empty() {
+        return Ok(());
+    }
+    let ok = discovery
+        .split_once("://")
+        .is_some_and(|(scheme, _)| !scheme.contains(':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "Error parsing swarm discovery: Swarm Discovery URL was in the wrong format: {discovery}"
+        )))
+    }
+}
+
+/// Creates a machine. The record exists from the pre-create check on; a failure after that leaves
+/// it listed as failed, with its error, for `provision` or `rm`.
+pub async fn create(ctx: &Context, opts: &CreateOptions, report: &dyn Reporter) -> Result<Host> {
+    validate_name(&opts.name).map_err(|e| Error::Other(format!("Error creating machine: {e}")))?;
+    check_swarm_discovery(&opts.swarm.discovery)?;
+    let root = ctx.store.root().to_string_lossy().to_string();
+    let driver = match &opts.driver {
+        DriverFlags::None { url } => {
+            Driver::None(NoneDriver::new(&opts.name, &root, url).map_err(|e| {
+                Error::Other(format!(
+                    "Error setting machine configuration from flags provided: {e}"
+                ))
+            })?)
+        }
+    };
+
+    let _lock = ctx.store.lock_machine(&opts.name)?;
+    if ctx.store.exists(&opts.name) {
+        return Err(crate::store::StoreError::AlreadyExists(opts.name.clone()).into());
+    }
+    let mut host = new_host(ctx, opts, &driver)?;
+
+    let paths = super::cert_paths(&host);
+    if paths == CertPaths::in_dir(&ctx.store.certs_dir()) {
+        let bootstrap = cert::bootstrap(&ctx.store, &paths, &Context::username())
+            .map_err(|e| Error::Other(format!("Error generating certificates: {e}")))?;
+        for message in &bootstrap.messages {
+            report.info(message);
+        }
+    }
+
+    report.info("Running pre-create checks...");
+
+    ctx.store.save(&host)?;
+    report.info("Creating machine...");
+    let result = match &driver {
+        Driver::None(_) => Ok(()),
+        Driver::Generic(_) => Err(Error::Other(
+            "the generic driver cannot create machines yet".into(),
+        )),
+    };
+    match result {
+        Ok(()) => {
+            host.set_lifecycle(Lifecycle::Running, "");
+            ctx.store.save(&host)?;
+            Ok(host)
+        }
+        Err(e) => {
+            host.set_lifecycle(Lifecycle::Failed, &e.to_string());
+            ctx.store.save(&host)?;
+            Err(Error::Other(format!("Error creating machine: {e}")))
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! `env` and `config`: how the docker CLI reaches a machine, after checking with one TLS handshake
+//! that the machine's certificates are valid.
+
+use std::time::Duration;
+
+use crate::cert;
+use crate::context::Context;
+use crate::driver::Driver;
+use crate::engine::{EngineClient, EngineError};
+use crate::error::{Error, Result};
+use crate::shell::{Shell, command_line};
+use crate::store::config::Host;
+use crate::store::layout;
+
+/// How long the TLS check of `env` and `config` may take.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `env` options.
+#[derive(Debug, Clone, Default)]
+pub struct EnvOptions {
+    pub shell: Option<String>,
+    pub unset: bool,
+    pub no_proxy: bool,
+    pub swarm: bool,
+    /// Skip the TLS check (for shell start-up files): print from the record alone.
+    pub no_check: bool,
+}
+
+/// The machine's Docker URL (or its swarm master URL with `swarm`), after a TLS handshake with the
+/// store's client certificate proves the daemon's certificate valid.
+pub async fn checked_url(host: &Host, driver: &Driver, swarm: bool, check: bool) -> Result<String> {
+    let url = if check {
+        driver.url(CHECK_TIMEOUT).await?
+    } else {
+        driver.recorded_url()?
+    };
+    let url = if swarm {
+        let opts = &host.host_options.swarm_options;
+        if !opts.master {
+            return Err(Error::Other(format!(
+                "\"{}\" is not a swarm master. The --swarm flag is intended for use with swarm masters",
+                host.name
+            )));
+        }
+        super::ls::swarm_url(&url, &opts.host).ok_or_else(|| {
+            Error::Other(format!(
+                "invalid swarm host {:?} of machine \"{}\"",
+                opts.host, host.name
+            ))
+        })?
+    } else {
+        url
+    };
+    if !check {
+        return Ok(url);
+    }
+    let tls = cert::client_config(&super::cert_paths(host))?;
+    let client = EngineClient::new(tls, CHECK_TIMEOUT);
+    match client.check_tls(&url).await {
+        Ok(()) => Ok(url),
+        Err(EngineError::Tls(reason)) => {
+            let (h, p) = crate::engine::parse_tcp_url(&url)?;
+            Err(Error::Other(format!(
+                "Error checking and/or regenerating the certs: There was an error validating certificates for host \"{}\": {reason}\nYou can attempt to regenerate them using '{} regenerate-certs {}'.\nBe advised that this will trigger a Docker daemon restart which might stop running containers.",
+                crate::driver::generic::join_host_port(&h, p),
+                crate::context::program_name(),
+                host.name
+            )))
+        }
+        Err(e) => Err(Error::Other(format!(
+            "{e} (is the Docker daemon of machine \"{}\" running? '{} status {}' tells)",
+            host.name,
+            crate::context::program_name(),
+            host.name
+        ))),
+    }
+}
+
+/// Renders `env` for a machine (or the unset lines when `name` is `None` and `unset` is set).
+pub async fn env(ctx: &Context, name: Option<&str>, opts: &EnvOptions) -> Result<String> {
+    let shell = Shell::detect(
+        opts.shell.as_deref(),
+        std::env::var(crate::context::ENV_SHELL).ok().as_deref(),
+    );
+    let no_proxy_var = || {
+        if std::env::var("no_proxy").is_ok_and(|v| !v.is_empty()) {
+            "no_proxy"
+        } else {
+            "NO_PROXY"
+        }
+    };
+    let mut out = String::new();
+    if opts.unset {
+        if name.is_some() {
+            return Err(Error::Usage(
+                "Error: Expected no machine name when the -u flag is present".into(),
+            ));
+        }
+        for var in [
+            "DOCKER_TLS_VERIFY",
+            "DOCKER_HOST",
+            "DOCKER_CERT_PATH",
+            "DOCKER_MACHINE_NAME",
+        ] {
+            out.push_str(&shell.unset(var));
+        }
+        if opts.no_proxy {
+            out.push_str(&shell.unset(no_proxy_var()));
+        }
+    } else {
+        let name = name.ok_or_else(|| {
+            Error::Usage("Error: Expected one machine name as an argument".into())
+        })?;
+        let (host, driver) = super::load(ctx, name)?;
+        let url = checked_url(&host, &driver, opts.swarm, !opts.no_check)
+            .await
+            .map_err(|e| Error::Other(format!("Error checking TLS connection: {e}")))?;
+        let cert_path = ctx.store.machine_dir(name);
+        out.push_str(&shell.set("DOCKER_TLS_VERIFY", "1"));
+        out.push_str(&shell.set("DOCKER_HOST", &url));
+        out.push_str(&shell.set("DOCKER_CERT_PATH", &cert_path.to_string_lossy()));
+        out.push_str(&shell.set("DOCKER_MACHINE_NAME", name));
+        if opts.no_proxy {
+            let var = no_proxy_var();
+            let ip = driver.ip()?;
+            let current = std::env::var(var).unwrap_or_default();
+            let value = if current.is_empty() {
+                ip
+            } else if current.contains(&ip) {
+                current
+            } else {
+                format!("{current},{ip}")
+            };
+            out.push_str(&shell.set(var, &value));
+        }
+    }
+    out.push_str(&shell.usage_hint(&command_line(&ctx.argv)));
+    Ok(out)
+}
+
+/// Quotes a string as Go's `%q` does.
+pub fn go_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Renders `config`: the docker CLI flags that reach the machine.
+pub async fn config(ctx: &Context, name: &str, swarm: bool) -> Result<String> {
+    let (host, driver) = super::load(ctx, name)?;
+    let url = checked_url(&host, &driver, swarm, true)
+        .await
+        .map_err(|e| Error::Other(format!("Error running connection boilerplate: {e}")))?;
+    let dir = ctx.store.machine_dir(name);
+    let path = |f: &str| go_quote(&dir.join(f).to_string_lossy());
+    Ok(format!(
+        "--tlsverify\n--tlscacert={}\n--tlscert={}\n--tlskey={}\n-H={url}\n",
+        path(layout::CA_CERT),
+        path(layout::CLIENT_CERT),
+        path(layout::CLIENT_KEY)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_quoting() {
+        assert_eq!(go_quote("/a b/c"), "\"/a b/c\"");
+        assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
+    }
+}

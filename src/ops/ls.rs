@@ -1,0 +1,611 @@
+//! `ls` and `active`: every machine's state, URL and Docker version, queried concurrently with a
+//! bound and a per-host timeout, then filtered, sorted and printed through a Go template.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gotmpl::Value;
+use regex::Regex;
+use tokio::sync::Semaphore;
+
+use crate::cert::{self, CertPaths};
+use crate::context::Context;
+use crate::driver::{Driver, DriverError, State};
+use crate::engine::EngineClient;
+use crate::error::{Error, Result};
+use crate::format::{natsort, tabwriter::TabWriter, template};
+use crate::store::config::{Host, Lifecycle, SwarmOptions};
+use crate::store::{LoadedHost, Store};
+
+/// docker-machine's default `ls` format.
+pub const DEFAULT_FORMAT: &str = "table {{ .Name }}\t{{ .Active }}\t{{ .DriverName}}\t{{ .State }}\t{{ .URL }}\t{{ .Swarm }}\t{{ .DockerVersion }}\t{{ .Error}}";
+
+/// How many hosts are queried at once.
+pub const MAX_CONCURRENT_QUERIES: usize = 256;
+
+/// `ls` filters: values of one key are OR-ed, different keys AND-ed.
+#[derive(Debug, Default, Clone)]
+pub struct Filters {
+    pub swarm: Vec<String>,
+    pub driver: Vec<String>,
+    pub state: Vec<String>,
+    pub name: Vec<Regex>,
+    pub label: Vec<(String, Option<String>)>,
+}
+
+impl Filters {
+    /// Parses `--filter key=value` arguments.
+    pub fn parse(args: &[String]) -> Result<Filters> {
+        let mut f = Filters::default();
+        for arg in args {
+            let (key, value) = arg
+                .split_once('=')
+                .ok_or_else(|| Error::Usage("Unsupported filter syntax.".into()))?;
+            let value = value.to_string();
+            match key.to_lowercase().as_str() {
+                "swarm" => f.swarm.push(value),
+                "driver" => f.driver.push(value),
+                "state" => f.state.push(value),
+                "name" => f
+                    .name
+                    .push(Regex::new(&value).map_err(|e| {
+                        Error::Usage(format!("invalid name filter {value:?}: {e}"))
+                    })?),
+                "label" => {
+                    let (k, v) = match value.split_once('=') {
+                        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                        None => (value, None),
+                    };
+                    f.label.push((k, v));
+                }
+                _ => return Err(Error::Usage(format!("Unsupported filter key '{key}'"))),
+            }
+        }
+        Ok(f)
+    }
+
+    /// Whether matching needs the live state of each machine.
+    pub fn needs_state(&self) -> bool {
+        !self.state.is_empty()
+    }
+
+    fn matches_static(&self, host: &Host, masters: &HashMap<String, String>) -> bool {
+        let any = |list: &[String], f: &dyn Fn(&str) -> bool| {
+            list.is_empty() || list.iter().any(|v| f(v))
+        };
+        let swarm_master = masters.get(&host.host_options.swarm_options.discovery);
+        any(&self.driver, &|v| v.eq_ignore_ascii_case(&host.driver_name))
+            && any(&self.swarm, &|v| {
+                swarm_master.is_some_and(|m| m.eq_ignore_ascii_case(v))
+            })
+            && self.matches_name(&host.name)
+            && (self.label.is_empty()
+                || self.label.iter().any(|(k, v)| {
+                    host.host_options
+                        .engine_options
+                        .labels
+                        .iter()
+                        .flatten()
+                        .any(|label| {
+                            let (lk, lv) = label.split_once('=').unwrap_or((label, ""));
+                            lk == k && v.as_ref().is_none_or(|v| v.eq_ignore_ascii_case(lv))
+                        })
+                }))
+    }
+
+    fn matches_name(&self, name: &str) -> bool {
+        self.name.is_empty() || self.name.iter().any(|r| r.is_match(name))
+    }
+
+    fn matches_state(&self, state: State) -> bool {
+        self.state.is_empty()
+            || self
+                .state
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(&state.to_string()))
+    }
+
+    fn only_names(&self) -> bool {
+        self.swarm.is_empty()
+            && self.driver.is_empty()
+            && self.state.is_empty()
+            && self.label.is_empty()
+    }
+}
+
+/// One row of `ls` (docker-machine's `HostListItem`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListItem {
+    pub name: String,
+    pub active_host: bool,
+    pub active_swarm: bool,
+    pub driver_name: String,
+    pub state: State,
+    pub url: String,
+    pub swarm: String,
+    pub docker_version: String,
+    pub error: String,
+    pub response_time: Duration,
+    pub swarm_options: Option<SwarmOptions>,
+    pub host: Option<Arc<Host>>,
+}
+
+impl ListItem {
+    /// `*`, `* (swarm)` or `-`.
+    pub fn active(&self) -> &'static str {
+        if self.active_swarm {
+            "* (swarm)"
+        } else if self.active_host {
+            "*"
+        } else {
+            "-"
+        }
+    }
+
+    fn timed_out(name: &str, driver: &str, timeout: Duration) -> ListItem {
+        ListItem {
+            name: name.into(),
+            active_host: false,
+            active_swarm: false,
+            driver_name: driver.into(),
+            state: State::Timeout,
+            url: String::new(),
+            swarm: String::new(),
+            docker_version: String::new(),
+            error: String::new(),
+            response_time: timeout,
+            swarm_options: None,
+            host: None,
+        }
+    }
+
+    fn broken(name: &str, driver: &str, error: String) -> ListItem {
+        ListItem {
+            error: error.replace('\n', ""),
+            state: State::Error,
+            ..ListItem::timed_out(name, driver, Duration::ZERO)
+        }
+    }
+}
+
+/// `ls` options.
+#[derive(Debug, Clone)]
+pub struct LsOptions {
+    pub quiet: bool,
+    pub filters: Vec<String>,
+    pub timeout: Duration,
+    pub format: Option<String>,
+}
+
+/// Lists the machines and renders the output of `ls`.
+pub async fn ls(ctx: &Context, opts: &LsOptions) -> Result<String> {
+    let filters = Filters::parse(&opts.filters)?;
+    let (fmt, table) = parse_format(opts.format.as_deref().unwrap_or(""));
+    let template = template::parse(&format!("{fmt}\n"))?;
+    let store = &ctx.store;
+
+    if opts.quiet && !filters.needs_state() {
+        let mut out = String::new();
+        if filters.only_names() {
+            // Names alone: no record is read.
+            for name in store
+                .list()?
+                .into_iter()
+                .filter(|n| filters.matches_name(n))
+            {
+                out.push_str(&name);
+                out.push('\n');
+            }
+            return Ok(out);
+        }
+        let loaded = store.load_all()?;
+        let masters = swarm_masters(&loaded);
+        for (name, host) in &loaded {
+            if host
+                .as_ref()
+                .is_ok_and(|h| filters.matches_static(h, &masters))
+            {
+                out.push_str(name);
+                out.push('\n');
+            }
+        }
+        return Ok(out);
+    }
+
+    let items = query_all(store, &filters, opts.timeout).await?;
+    if opts.quiet {
+        let mut items = items;
+        items.sort_by(|a, b| a.name.cmp(&b.name));
+        return Ok(items.iter().map(|i| format!("{}\n", i.name)).collect());
+    }
+    render(&items, &template, table)
+}
+
+/// Swarm discovery URL → name of its master.
+fn swarm_masters(loaded: &[LoadedHost]) -> HashMap<String, String> {
+    loaded
+        .iter()
+        .filter_map(|(_, h)| h.as_ref().ok())
+        .filter(|h| h.host_options.swarm_options.master)
+        .map(|h| {
+            (
+                h.host_options.swarm_options.discovery.clone(),
+                h.name.clone(),
+            )
+        })
+        .collect()
+}
+
+/// Splits docker-machine's `--format`: default when empty, `table` prefix, `\t` and `\n` escapes.
+pub fn parse_format(format: &str) -> (String, bool) {
+    let format = if format.is_empty() {
+        DEFAULT_FORMAT
+    } else {
+        format
+    };
+    let (format, table) = match format.strip_prefix("table") {
+        Some(rest) => (rest, true),
+        None => (format, false),
+    };
+    let format = format
+        .trim_matches(' ')
+        .replace("\\t", "\t")
+        .replace("\\n", "\n");
+    (format, table)
+}
+
+fn render(items: &[ListItem], template: &gotmpl::Template, table: bool) -> Result<String> {
+    let mut text = String::new();
+    if table {
+        text.push_str(&template::render(template, &header())?);
+    }
+    for item in items {
+        text.push_str(&template::render(template, &item_value(item))?);
+    }
+    Ok(if table {
+        TabWriter::LS.format(&text)
+    } else {
+        text
+    })
+}
+
+fn header() -> Value {
+    use template::string as s;
+    template::map([
+        ("Name", s("NAME")),
+        ("Active", s("ACTIVE")),
+        ("ActiveHost", s("ACTIVE_HOST")),
+        ("ActiveSwarm", s("ACTIVE_SWARM")),
+        ("DriverName", s("DRIVER")),
+        ("State", s("STATE")),
+        ("URL", s("URL")),
+        ("SwarmOptions", s("SWARM_OPTIONS")),
+        ("Swarm", s("SWARM")),
+        ("EngineOptions", s("ENGINE_OPTIONS")),
+        ("Error", s("ERRORS")),
+        ("DockerVersion", s("DOCKER")),
+        ("ResponseTime", s("RESPONSE")),
+    ])
+}
+
+fn item_value(item: &ListItem) -> Value {
+    use template::string as s;
+    let json = |v: Option<serde_json::Value>| v.map_or(Value::Nil, |v| template::from_json(&v));
+    let swarm = json(
+        item.swarm_options
+            .as_ref()
+            .and_then(|o| serde_json::to_value(o).ok()),
+    );
+    let engine = json(
+        item.host
+            .as_ref()
+            .and_then(|h| serde_json::to_value(&h.host_options.engine_options).ok()),
+    );
+    template::map([
+        ("Name", s(&item.name)),
+        ("Active", s(item.active())),
+        ("ActiveHost", Value::Bool(item.active_host)),
+        ("ActiveSwarm", Value::Bool(item.active_swarm)),
+        ("DriverName", s(&item.driver_name)),
+        ("State", s(&item.state.to_string())),
+        ("URL", s(&item.url)),
+        ("SwarmOptions", swarm),
+        ("Swarm", s(&item.swarm)),
+        ("EngineOptions", engine),
+        ("Error", s(&item.error)),
+        ("DockerVersion", s(&item.docker_version)),
+        ("ResponseTime", s(&go_duration(item.response_time))),
+    ])
+}
+
+/// A duration as Go's `time.Duration.String()` prints it (`1.5s`, `2.003ms`, `0s`).
+pub fn go_duration(d: Duration) -> String {
+    let nanos = d.as_nanos();
+    if nanos == 0 {
+        return "0s".into();
+    }
+    let trim = |v: String| v.trim_end_matches('0').trim_end_matches('.').to_string();
+    if nanos < 1_000 {
+        return format!("{nanos}ns");
+    }
+    if nanos < 1_000_000 {
+        return format!("{}µs", trim(format!("{:.3}", nanos as f64 / 1e3)));
+    }
+    if nanos < 1_000_000_000 {
+        return format!("{}ms", trim(format!("{:.6}", nanos as f64 / 1e6)));
+    }
+    let total = d.as_secs();
+    let (h, m) = (total / 3600, (total % 3600) / 60);
+    let secs = trim(format!(
+        "{:.9}",
+        (total % 60) as f64 + f64::from(d.subsec_nanos()) / 1e9
+    ));
+    let secs = if secs.is_empty() { "0".into() } else { secs };
+    match (h, m) {
+        (0, 0) => format!("{secs}s"),
+        (0, m) => format!("{m}m{secs}s"),
+        (h, m) => format!("{h}h{m}m{secs}s"),
+    }
+}
+
+/// Queries every machine that passes the filters, concurrently; sorted as `ls` prints them.
+pub async fn query_all(
+    store: &Store,
+    filters: &Filters,
+    timeout: Duration,
+) -> Result<Vec<ListItem>> {
+    let loaded = store.load_all()?;
+    let masters = swarm_masters(&loaded);
+    let docker_host = Context::docker_host();
+    let clients = TlsClients::default();
+    let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_QUERIES));
+    let mut tasks = Vec::new();
+    let mut items = Vec::new();
+    for (name, host) in loaded {
+        let host = match host {
+            Ok(h) => h,
+            Err(e) => {
+                if filters.matches_name(&name)
+                    && (filters.only_names() || filters.matches_state(State::Error))
+                {
+                    items.push(ListItem::broken(&name, "not found", e.to_string()));
+                }
+                continue;
+            }
+        };
+        if !filters.matches_static(&host, &masters) {
+            continue;
+        }
+        let swarm = swarm_column(&host, &masters);
+        let host = Arc::new(host);
+        let engine = clients.for_host(&host);
+        let limit = limit.clone();
+        let docker_host = docker_host.clone();
+        let lock_free = store.lock_is_free(&host.name);
+        tasks.push(tokio::spawn(async move {
+            let _permit = limit.acquire_owned().await;
+            let started = Instant::now();
+            let name = host.name.clone();
+            let driver_name = host.driver_name.clone();
+            let query = query_host(host, engine, timeout, &docker_host, lock_free);
+            match tokio::time::timeout(timeout, query).await {
+                Ok(mut item) => {
+                    item.swarm = swarm;
+                    item.response_time = started.elapsed();
+                    item
+                }
+                Err(_) => ListItem::timed_out(&name, &driver_name, timeout),
+            }
+        }));
+    }
+    for task in tasks {
+        if let Ok(item) = task.await {
+            items.push(item);
+        }
+    }
+    items.retain(|i| filters.matches_state(i.state));
+    natsort::sort_names(&mut items, |i| &i.name);
+    Ok(items)
+}
+
+fn swarm_column(host: &Host, masters: &HashMap<String, String>) -> String {
+    let swarm = &host.host_options.swarm_options;
+    if swarm.discovery.is_empty() {
+        return String::new();
+    }
+    let master = masters.get(&swarm.discovery).cloned().unwrap_or_default();
+    if swarm.master {
+        format!("{master} (master)")
+    } else {
+        master
+    }
+}
+
+/// The swarm master URL of a machine URL: its port replaced by the swarm host's port.
+pub fn swarm_url(url: &str, swarm_host: &str) -> Option<String> {
+    let swarm_port = swarm_host.rsplit_once(':')?.1;
+    let (base, _) = url.rsplit_once(':')?;
+    Some(format!("{base}:{swarm_port}"))
+}
+
+async fn query_host(
+    host: Arc<Host>,
+    engine: ClientOrError,
+    timeout: Duration,
+    docker_host: &str,
+    lock_free: bool,
+) -> ListItem {
+    let mut item = ListItem {
+        name: host.name.clone(),
+        driver_name: host.driver_name.clone(),
+        docker_version: "Unknown".into(),
+        swarm_options: Some(host.host_options.swarm_options.clone()),
+        ..ListItem::timed_out(&host.name, &host.driver_name, Duration::ZERO)
+    };
+    item.state = State::None;
+    match host.lifecycle() {
+        Lifecycle::Running => {}
+        Lifecycle::Failed => {
+            item.state = State::Error;
+            item.error = host.failure().unwrap_or("create failed").replace('\n', " ");
+            item.host = Some(host);
+            return item;
+        }
+        Lifecycle::Creating | Lifecycle::Provisioning if !lock_free => {
+            item.state = State::Starting;
+            item.host = Some(host);
+            return item;
+        }
+        Lifecycle::Creating | Lifecycle::Provisioning => {
+            item.state = State::Error;
+            item.error = format!(
+                "create was interrupted; run '{p} provision {n}' or '{p} rm {n}'",
+                p = crate::context::program_name(),
+                n = host.name
+            );
+            item.host = Some(host);
+            return item;
+        }
+    }
+    let driver = match Driver::for_host(&host) {
+        Ok(d) => d,
+        Err(e) => {
+            item.driver_name = if matches!(e, DriverError::NotFound(_)) {
+                "not-found".into()
+            } else {
+                host.driver_name.clone()
+            };
+            item.state = State::Error;
+            item.error = e.to_string();
+            item.host = Some(host);
+            return item;
+        }
+    };
+    item.state = driver.state(timeout).await;
+    if item.state == State::Running {
+        match driver.recorded_url() {
+            Ok(url) => item.url = url,
+            Err(e) => item.error = e.to_string(),
+        }
+    }
+    if !item.url.is_empty() {
+        let version = match &engine {
+            Ok(client) => client.version(&item.url).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        };
+        match version {
+            Ok(v) => item.docker_version = format!("v{v}"),
+            Err(e) => item.error = format!("Unable to query docker version: {e}"),
+        }
+        let swarm = &host.host_options.swarm_options;
+        item.active_host = item.url == docker_host;
+        item.active_swarm =
+            swarm.master && swarm_url(&item.url, &swarm.host).is_some_and(|u| u == docker_host);
+    }
+    item.host = Some(host);
+    item
+}
+
+/// A TLS client for one set of certificate paths, or why it could not be built.
+type ClientOrError = std::result::Result<EngineClient, String>;
+
+/// TLS clients, one per distinct set of certificate paths (normally one for the whole store).
+#[derive(Default)]
+struct TlsClients {
+    by_paths: std::sync::Mutex<HashMap<(String, String, String), ClientOrError>>,
+}
+
+impl TlsClients {
+    fn for_host(&self, host: &Host) -> ClientOrError {
+        let auth = &host.host_options.auth_options;
+        let key = (
+            auth.ca_cert_path.clone(),
+            auth.client_cert_path.clone(),
+            auth.client_key_path.clone(),
+        );
+        let mut map = self.by_paths.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key)
+            .or_insert_with(|| {
+                let paths = CertPaths {
+                    ca_cert: auth.ca_cert_path.clone().into(),
+                    ca_key: auth.ca_private_key_path.clone().into(),
+                    client_cert: auth.client_cert_path.clone().into(),
+                    client_key: auth.client_key_path.clone().into(),
+                };
+                cert::client_config(&paths)
+                    .map(|tls| EngineClient::new(tls, Duration::from_secs(30)))
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+    }
+}
+
+/// `active`: the first running machine (in `ls` order) whose URL is `$DOCKER_HOST`.
+pub async fn active(ctx: &Context, timeout: Duration) -> Result<String> {
+    let items = query_all(&ctx.store, &Filters::default(), timeout).await?;
+    if let Some(item) = items.iter().find(|i| i.active_host || i.active_swarm) {
+        return Ok(item.name.clone());
+    }
+    if items.iter().any(|i| i.state == State::Timeout) {
+        return Err(Error::Other("Error getting active host: timeout".into()));
+    }
+    Err(Error::Other("No active host found".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_parsing() {
+        assert!(parse_format("").1);
+        assert_eq!(parse_format("{{.Name}}"), ("{{.Name}}".into(), false));
+        assert_eq!(
+            parse_format("table {{.Name}}\\t{{.URL}} "),
+            ("{{.Name}}\t{{.URL}}".into(), true)
+        );
+        assert_eq!(parse_format("{{.Name}}\\n"), ("{{.Name}}\n".into(), false));
+    }
+
+    #[test]
+    fn filters_parse_and_reject() {
+        let f = Filters::parse(&[
+            "driver=none".into(),
+            "NAME=^web".into(),
+            "label=env=prod".into(),
+        ])
+        .unwrap();
+        assert_eq!(f.driver, ["none"]);
+        assert_eq!(f.label, [("env".into(), Some("prod".into()))]);
+        assert!(f.matches_name("web1") && !f.matches_name("db"));
+        assert_eq!(
+            Filters::parse(&["nokey".into()]).unwrap_err().to_string(),
+            "Unsupported filter syntax."
+        );
+        assert_eq!(
+            Filters::parse(&["foo=bar".into()]).unwrap_err().to_string(),
+            "Unsupported filter key 'foo'"
+        );
+        assert!(Filters::parse(&["name=(".into()]).is_err());
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration(Duration::ZERO), "0s");
+        assert_eq!(go_duration(Duration::from_nanos(500)), "500ns");
+        assert_eq!(go_duration(Duration::from_micros(1500)), "1.5ms");
+        assert_eq!(go_duration(Duration::from_millis(2003)), "2.003s");
+        assert_eq!(go_duration(Duration::from_secs(10)), "10s");
+        assert_eq!(go_duration(Duration::from_secs(75)), "1m15s");
+        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
+    }
+
+    #[test]
+    fn swarm_urls() {
+        assert_eq!(
+            swarm_url("tcp://1.2.3.4:2376", "tcp://0.0.0.0:3376").unwrap(),
+            "tcp://1.2.3.4:3376"
+        );
+    }
+}

@@ -1,0 +1,76 @@
+//! The small per-machine reads: `url`, `ip`, `status`, `inspect`, `version NAME`.
+
+use std::time::Duration;
+
+use crate::cert;
+use crate::context::Context;
+use crate::driver::State;
+use crate::engine::EngineClient;
+use crate::error::Result;
+use crate::format::template;
+use crate::store::config::{Lifecycle, to_go_json_pretty};
+
+/// How long a state probe may take for `status` and `url`.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The machine's Docker URL (`Host is not running` when it is not).
+pub async fn url(ctx: &Context, name: &str) -> Result<String> {
+    let (_, driver) = super::load(ctx, name)?;
+    Ok(driver.url(PROBE_TIMEOUT).await?)
+}
+
+/// The IP of each machine, in the order given.
+pub async fn ips(ctx: &Context, names: &[String]) -> Vec<Result<String>> {
+    let ctx = ctx.clone();
+    super::for_each_machine(names, move |name| {
+        let ctx = ctx.clone();
+        async move {
+            let (_, driver) = super::load(&ctx, &name)?;
+            driver
+                .ip()
+                .map_err(|e| crate::error::Error::Other(format!("Error getting IP address: {e}")))
+        }
+    })
+    .await
+}
+
+/// The machine's state; `Error` for a machine whose create failed.
+pub async fn status(ctx: &Context, name: &str) -> Result<State> {
+    let (host, driver) = super::load(ctx, name)?;
+    if host.lifecycle() == Lifecycle::Failed {
+        return Ok(State::Error);
+    }
+    Ok(driver.state(PROBE_TIMEOUT).await)
+}
+
+/// `inspect`: the record as 4-space JSON, or through a Go template over its JSON map.
+pub fn inspect(ctx: &Context, name: &str, format: Option<&str>) -> Result<String> {
+    let host = ctx.store.load(name)?;
+    match format.filter(|f| !f.is_empty()) {
+        None => {
+            let json =
+                to_go_json_pretty(&host).map_err(|e| crate::error::Error::Other(e.to_string()))?;
+            Ok(format!("{}\n", String::from_utf8_lossy(&json)))
+        }
+        Some(f) => {
+            let tpl = template::parse(f)?;
+            let json = serde_json::to_value(&host)
+                .map_err(|e| crate::error::Error::Other(e.to_string()))?;
+            Ok(format!(
+                "{}\n",
+                template::render(&tpl, &template::from_json(&json))?
+            ))
+        }
+    }
+}
+
+/// The Docker version of a machine's daemon.
+pub async fn docker_version(ctx: &Context, name: &str) -> Result<String> {
+    let (host, driver) = super::load(ctx, name)?;
+    let url = driver.url(PROBE_TIMEOUT).await?;
+    let client = EngineClient::new(
+        cert::client_config(&super::cert_paths(&host))?,
+        PROBE_TIMEOUT,
+    );
+    Ok(client.version(&url).await?)
+}
