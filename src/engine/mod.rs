@@ -16,7 +16,7 @@ use tokio_rustls::client::TlsStream;
 pub enum EngineError {
     #[error("invalid Docker URL {0:?}: expected tcp://HOST:PORT")]
     BadUrl(String),
-    #[error("cannot connect to {addr}: {source}")]
+    #[error("cannot connect to {addr}: {}", io_reason(source))]
     Connect {
         addr: String,
         source: std::io::Error,
@@ -146,6 +146,15 @@ impl EngineClient {
                 addr: format!("{url} (port {port})"),
                 detail: "no Version in /version".into(),
             })
+    }
+}
+
+/// An I/O error's message without Rust's "(os error N)" suffix, e.g. "Connection refused".
+pub fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
     }
 }
 

@@ -161,12 +161,16 @@ pub async fn run(command: Command, ctx: &Context, printer: &Printer) -> Result<u
 pub fn usage_error(e: clap::Error, prog: &str) -> ExitCode {
     use clap::error::{ContextKind, ErrorKind};
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            let text = e
-                .to_string()
-                .replace("hoist version", &format!("{prog} version"));
-            let text = text.replacen("Usage: hoist", &format!("Usage: {prog}"), 1);
-            print!("{text}");
+        ErrorKind::DisplayVersion => {
+            println!("{prog} version {FULL_VERSION}");
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelp => {
+            print!(
+                "{}",
+                e.to_string()
+                    .replacen("Usage: hoist", &format!("Usage: {prog}"), 1)
+            );
             ExitCode::SUCCESS
         }
         ErrorKind::InvalidSubcommand => {

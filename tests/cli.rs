@@ -1,0 +1,957 @@
+//! CLI tests: the built binary against temporary stores; every format asserted literally.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use common::{Behaviour, FakeDaemon, Sandbox, closed_port, stderr, stdout};
+
+fn fixture_store(sb: &Sandbox) {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dm-store");
+    copy_dir(&src, &sb.store_path());
+}
+
+fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
+    fs::create_dir_all(dst).unwrap();
+    for e in fs::read_dir(src).unwrap().flatten() {
+        let to = dst.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            fs::copy(e.path(), &to).unwrap();
+        }
+    }
+}
+
+#[test]
+fn create_none_prints_docker_machine_steps_and_writes_record() {
+    let sb = Sandbox::new();
+    let url = format!("tcp://127.0.0.1:{}", closed_port());
+    let out = sb.ok(&["create", "-d", "none", "--url", &url, "web"]);
+    let store = sb.store_path();
+    assert_eq!(
+        out,
+        format!(
+            "Creating CA: {s}/certs/ca.pem\nCreating client certificate: {s}/certs/cert.pem\nRunning pre-create checks...\nCreating machine...\nTo see how to connect your Docker Client to the Docker Engine running on this virtual machine, run: hoist env web\n",
+            s = store.display()
+        )
+    );
+    let dir = store.join("machines/web");
+    assert_eq!(
+        fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let cfg = dir.join("config.json");
+    assert_eq!(
+        fs::metadata(&cfg).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(&cfg).unwrap()).unwrap();
+    assert_eq!(json["ConfigVersion"], 3);
+    assert_eq!(json["DriverName"], "none");
+    assert_eq!(json["Driver"]["URL"], url);
+    assert_eq!(
+        json["Driver"]["StorePath"],
+        store.to_string_lossy().as_ref()
+    );
+    assert_eq!(
+        json["HostOptions"]["EngineOptions"]["Labels"],
+        serde_json::json!([])
+    );
+    assert_eq!(
+        json["HostOptions"]["EngineOptions"]["Dns"],
+        serde_json::Value::Null
+    );
+    assert_eq!(
+        json["HostOptions"]["AuthOptions"]["StorePath"],
+        dir.to_string_lossy().as_ref()
+    );
+    // Second create: no certificate bootstrap lines.
+    let out = sb.ok(&["create", "-d", "none", "--url", &url, "web2"]);
+    assert!(out.starts_with("Running pre-create checks...\n"), "{out}");
+}
+
+#[test]
+fn ls_default_table_matches_docker_machine() {
+    let sb = Sandbox::new();
+    let daemon = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    let closed = format!("tcp://127.0.0.1:{}", closed_port());
+    sb.create_none("web10", &daemon.url());
+    sb.create_none("web2", &daemon.url());
+    sb.create_none("Db", &closed);
+    let out = sb.ok(&["ls"]);
+    let url = daemon.url();
+    let pad = " ".repeat(url.len().max(closed.len()) + 3);
+    let cell = |u: &str| format!("{u}{}", &pad[u.len()..]);
+    let expected = format!(
+        "NAME    ACTIVE   DRIVER   STATE     {url_h}SWARM   DOCKER    ERRORS\n\
+         Db      -        none     Running   {c}        Unknown   Unable to query docker version: cannot connect to 127.0.0.1:{cp}: Connection refused\n\
+         web2    -        none     Running   {u}        v24.0.7   \n\
+         web10   -        none     Running   {u}        v24.0.7   \n",
+        url_h = cell("URL"),
+        c = cell(&closed),
+        u = cell(&url),
+        cp = closed.rsplit(':').next().unwrap(),
+    );
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn ls_marks_the_active_machine_from_docker_host() {
+    let mut sb = Sandbox::new();
+    let daemon = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    sb.create_none("a", &daemon.url());
+    sb.create_none("b", &format!("tcp://127.0.0.1:{}", closed_port()));
+    sb.set("DOCKER_HOST", &daemon.url());
+    let out = sb.ok(&["ls", "--format", "{{.Name}} {{.Active}} {{.ActiveHost}}"]);
+    assert_eq!(out, "a * true\nb - false\n");
+    assert_eq!(sb.ok(&["active"]), "a\n");
+    sb.set("DOCKER_HOST", "tcp://127.0.0.1:9");
+    assert_eq!(stderr(&sb.run(&["active"])), "No active host found\n");
+}
+
+#[test]
+fn ls_formats_quiet_and_filters() {
+    let sb = Sandbox::new();
+    let url = format!("tcp://127.0.0.1:{}", closed_port());
+    for name in ["b1", "a10", "a9", "c"] {
+        sb.create_none(name, &url);
+    }
+    assert_eq!(sb.ok(&["ls", "-q"]), "a10\na9\nb1\nc\n");
+    assert_eq!(sb.ok(&["ls", "-q", "--filter", "name=^a"]), "a10\na9\n");
+    assert_eq!(
+        sb.ok(&["ls", "-q", "--filter", "name=^a", "--filter", "name=c"]),
+        "a10\na9\nc\n"
+    );
+    assert_eq!(
+        sb.ok(&["ls", "-q", "--filter", "driver=NONE", "--filter", "name=1"]),
+        "a10\nb1\n"
+    );
+    assert_eq!(sb.ok(&["ls", "-q", "--filter", "driver=generic"]), "");
+    assert_eq!(
+        sb.ok(&[
+            "ls",
+            "-q",
+            "--filter",
+            "state=running",
+            "--filter",
+            "name=b"
+        ]),
+        "b1\n"
+    );
+    assert_eq!(sb.ok(&["ls", "-q", "--filter", "state=Stopped"]), "");
+    assert_eq!(
+        sb.ok(&[
+            "ls",
+            "--format",
+            "{{.Name}}:{{.DriverName}}:{{.State}}",
+            "--filter",
+            "name=a"
+        ]),
+        "a9:none:Running\na10:none:Running\n"
+    );
+    assert_eq!(
+        sb.ok(&[
+            "ls",
+            "--format",
+            "table {{.Name}}\\t{{.State}}",
+            "--filter",
+            "name=^a"
+        ]),
+        "NAME   STATE\na9     Running\na10    Running\n"
+    );
+    assert_eq!(
+        sb.ok(&["ls", "-f", "{{.Name}}\\t{{.URL}}", "--filter", "name=c"]),
+        format!("c\t{url}\n")
+    );
+}
+
+#[test]
+fn ls_label_filter_reads_engine_labels() {
+    let sb = Sandbox::new();
+    let url = format!("tcp://127.0.0.1:{}", closed_port());
+    sb.ok(&[
+        "create",
+        "-d",
+        "none",
+        "--url",
+        &url,
+        "--engine-label",
+        "env=prod",
+        "p",
+    ]);
+    sb.ok(&[
+        "create",
+        "-d",
+        "none",
+        "--url",
+        &url,
+        "--engine-label",
+        "env=dev",
+        "d",
+    ]);
+    assert_eq!(sb.ok(&["ls", "-q", "--filter", "label=env=PROD"]), "p\n");
+    assert_eq!(sb.ok(&["ls", "-q", "--filter", "label=env"]), "d\np\n");
+    assert_eq!(sb.ok(&["ls", "-q", "--filter", "label=other=x"]), "");
+}
+
+#[test]
+fn ls_timeout_reports_hanging_hosts() {
+    let sb = Sandbox::new();
+    let hang = FakeDaemon::start(&sb, "1", Behaviour::Hang);
+    sb.create_none("slow", &hang.url());
+    let started = std::time::Instant::now();
+    let out = sb.ok(&[
+        "ls",
+        "--timeout",
+        "1",
+        "--format",
+        "{{.Name}} {{.State}} {{.ResponseTime}}",
+    ]);
+    assert_eq!(out, "slow Timeout 1s\n");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn ls_bad_filters_and_templates_fail_cleanly() {
+    let sb = Sandbox::new();
+    sb.create_none("a", "tcp://127.0.0.1:1");
+    let before = sb.snapshot();
+    assert_eq!(
+        sb.fails(&["ls", "--filter", "nokey"]),
+        "Unsupported filter syntax.\n"
+    );
+    assert_eq!(
+        sb.fails(&["ls", "--filter", "color=red"]),
+        "Unsupported filter key 'color'\n"
+    );
+    assert!(
+        sb.fails(&["ls", "--filter", "name=("])
+            .starts_with("invalid name filter \"(\"")
+    );
+    let err = sb.fails(&["ls", "--format", "{{.Name"]);
+    assert!(err.starts_with("template parsing error: "), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(sb.snapshot(), before);
+}
+
+#[test]
+fn env_for_every_shell() {
+    let mut sb = Sandbox::new();
+    let daemon = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    sb.create_none("dev", &daemon.url());
+    let url = daemon.url();
+    let cert_path = sb.store_path().join("machines/dev");
+    let cp = cert_path.display();
+    let bin = common::hoist_bin();
+    let bin = bin.display();
+    let bash = sb.ok(&["env", "dev"]);
+    assert_eq!(
+        bash,
+        format!(
+            "export DOCKER_TLS_VERIFY=\"1\"\nexport DOCKER_HOST=\"{url}\"\nexport DOCKER_CERT_PATH=\"{cp}\"\nexport DOCKER_MACHINE_NAME=\"dev\"\n# Run this command to configure your shell: \n# eval $({bin} env dev)\n"
+        )
+    );
+    let cases = [
+        (
+            "fish",
+            format!(
+                "set -gx DOCKER_TLS_VERIFY \"1\";\nset -gx DOCKER_HOST \"{url}\";\nset -gx DOCKER_CERT_PATH \"{cp}\";\nset -gx DOCKER_MACHINE_NAME \"dev\";\n# Run this command to configure your shell: \n# eval ({bin} env dev --shell fish)\n"
+            ),
+        ),
+        (
+            "powershell",
+            format!(
+                "$Env:DOCKER_TLS_VERIFY = \"1\"\n$Env:DOCKER_HOST = \"{url}\"\n$Env:DOCKER_CERT_PATH = \"{cp}\"\n$Env:DOCKER_MACHINE_NAME = \"dev\"\n# Run this command to configure your shell: \n# & {bin} env dev --shell powershell | Invoke-Expression\n"
+            ),
+        ),
+        (
+            "cmd",
+            format!(
+                "SET DOCKER_TLS_VERIFY=1\nSET DOCKER_HOST={url}\nSET DOCKER_CERT_PATH={cp}\nSET DOCKER_MACHINE_NAME=dev\nREM Run this command to configure your shell: \nREM \t@FOR /f \"tokens=*\" %i IN ('{bin} env dev --shell cmd') DO @%i\n"
+            ),
+        ),
+        (
+            "tcsh",
+            format!(
+                "setenv DOCKER_TLS_VERIFY \"1\";\nsetenv DOCKER_HOST \"{url}\";\nsetenv DOCKER_CERT_PATH \"{cp}\";\nsetenv DOCKER_MACHINE_NAME \"dev\";\n: Run this command to configure your shell: \n: eval `{bin} env dev --shell tcsh`\n"
+            ),
+        ),
+        (
+            "emacs",
+            format!(
+                "(setenv \"DOCKER_TLS_VERIFY\" \"1\")\n(setenv \"DOCKER_HOST\" \"{url}\")\n(setenv \"DOCKER_CERT_PATH\" \"{cp}\")\n(setenv \"DOCKER_MACHINE_NAME\" \"dev\")\n;; Run this command to configure your shell: \n;; (with-temp-buffer (shell-command \"{bin} env dev --shell emacs\" (current-buffer)) (eval-buffer))\n"
+            ),
+        ),
+    ];
+    for (shell, expected) in cases {
+        assert_eq!(
+            sb.ok(&["env", "dev", "--shell", shell]),
+            expected,
+            "{shell}"
+        );
+    }
+    // $SHELL decides when --shell is absent; without $SHELL, the sh/bash form.
+    sb.set("SHELL", "/usr/bin/fish");
+    assert!(
+        sb.ok(&["env", "dev"])
+            .starts_with("set -gx DOCKER_TLS_VERIFY \"1\";\n")
+    );
+    sb.unset("SHELL");
+    assert!(
+        sb.ok(&["env", "dev"])
+            .starts_with("export DOCKER_TLS_VERIFY=\"1\"\n")
+    );
+}
+
+#[test]
+fn env_unset_and_no_proxy() {
+    let mut sb = Sandbox::new();
+    let daemon = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    sb.create_none("dev", &daemon.url());
+    let bin = common::hoist_bin();
+    let bin = bin.display();
+    assert_eq!(
+        sb.ok(&["env", "-u"]),
+        format!(
+            "unset DOCKER_TLS_VERIFY\nunset DOCKER_HOST\nunset DOCKER_CERT_PATH\nunset DOCKER_MACHINE_NAME\n# Run this command to configure your shell: \n# eval $({bin} env -u)\n"
+        )
+    );
+    assert_eq!(
+        sb.ok(&["env", "--unset", "--shell", "fish"])
+            .lines()
+            .next()
+            .unwrap(),
+        "set -e DOCKER_TLS_VERIFY;"
+    );
+    assert_eq!(
+        sb.ok(&["env", "-u", "--shell", "powershell"])
+            .lines()
+            .next()
+            .unwrap(),
+        "Remove-Item Env:\\\\DOCKER_TLS_VERIFY"
+    );
+    assert_eq!(
+        sb.fails(&["env", "-u", "dev"]),
+        "Error: Expected no machine name when the -u flag is present\n"
+    );
+    let ip = format!("127.0.0.1:{}", daemon.port);
+    let out = sb.ok(&["env", "dev", "--no-proxy"]);
+    assert!(
+        out.contains(&format!("export NO_PROXY=\"{ip}\"\n")),
+        "{out}"
+    );
+    sb.set("NO_PROXY", "localhost");
+    let out = sb.ok(&["env", "dev", "--no-proxy"]);
+    assert!(
+        out.contains(&format!("export NO_PROXY=\"localhost,{ip}\"\n")),
+        "{out}"
+    );
+    sb.set("no_proxy", &format!("x,{ip}"));
+    let out = sb.ok(&["env", "dev", "--no-proxy"]);
+    assert!(
+        out.contains(&format!("export no_proxy=\"x,{ip}\"\n")),
+        "{out}"
+    );
+    // Unset with --no-proxy: a plain unset line, not 0.16.2's `unset NO_PROXY<value>`.
+    let out = sb.ok(&["env", "-u", "--no-proxy"]);
+    assert!(out.contains("unset no_proxy\n"), "{out}");
+}
+
+#[test]
+fn env_and_config_check_the_connection() {
+    let sb = Sandbox::new();
+    let _daemon = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    let port = closed_port();
+    sb.create_none("down", &format!("tcp://127.0.0.1:{port}"));
+    let err = sb.fails(&["env", "down"]);
+    assert!(
+        err.starts_with(&format!(
+            "Error checking TLS connection: cannot connect to 127.0.0.1:{port}: Connection refused"
+        )),
+        "{err}"
+    );
+    let err = sb.fails(&["config", "down"]);
+    assert!(
+        err.starts_with("Error running connection boilerplate: cannot connect"),
+        "{err}"
+    );
+    // --no-check prints from the record alone.
+    let out = sb.ok(&["env", "down", "--no-check"]);
+    assert!(out.contains(&format!("export DOCKER_HOST=\"tcp://127.0.0.1:{port}\"\n")));
+}
+
+#[test]
+fn env_reports_a_certificate_mismatch_with_the_regenerate_hint() {
+    let sb = Sandbox::new();
+    // A daemon whose certificate comes from another store's CA.
+    let other = Sandbox::new();
+    let daemon = FakeDaemon::start(&other, "24.0.7", Behaviour::Answer);
+    sb.create_none("dev", &daemon.url());
+    let err = sb.fails(&["env", "dev"]);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines[0].starts_with(&format!(
+            "Error checking TLS connection: Error checking and/or regenerating the certs: There was an error validating certificates for host \"127.0.0.1:{}\": ",
+            daemon.port
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        lines[1],
+        "You can attempt to regenerate them using 'hoist regenerate-certs dev'."
+    );
+    assert_eq!(
+        lines[2],
+        "Be advised that this will trigger a Docker daemon restart which might stop running containers."
+    );
+}
+
+#[test]
+fn config_prints_docker_flags() {
+    let sb = Sandbox::new();
+    let daemon = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    sb.create_none("dev", &daemon.url());
+    let d = sb.store_path().join("machines/dev");
+    assert_eq!(
+        sb.ok(&["config", "dev"]),
+        format!(
+            "--tlsverify\n--tlscacert=\"{d}/ca.pem\"\n--tlscert=\"{d}/cert.pem\"\n--tlskey=\"{d}/key.pem\"\n-H={}\n",
+            daemon.url(),
+            d = d.display()
+        )
+    );
+}
+
+#[test]
+fn url_ip_status_inspect_version() {
+    let sb = Sandbox::new();
+    let daemon = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    sb.create_none("dev", &daemon.url());
+    sb.create_none("other", "tcp://127.0.0.1:1");
+    assert_eq!(sb.ok(&["url", "dev"]), format!("{}\n", daemon.url()));
+    assert_eq!(
+        sb.ok(&["ip", "dev", "other"]),
+        format!("127.0.0.1:{}\n127.0.0.1:1\n", daemon.port)
+    );
+    assert_eq!(sb.ok(&["status", "dev"]), "Running\n");
+    assert_eq!(sb.ok(&["version", "dev"]), "24.0.7\n");
+    let v = sb.ok(&["version"]);
+    assert!(
+        v.starts_with(&format!(
+            "hoist version {}, build ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{v}"
+    );
+    assert_eq!(sb.ok(&["-v"]), v);
+    assert_eq!(
+        sb.ok(&[
+            "inspect",
+            "dev",
+            "-f",
+            "{{.HostOptions.AuthOptions.StorePath}}"
+        ]),
+        format!("{}\n", sb.store_path().join("machines/dev").display())
+    );
+    assert_eq!(
+        sb.ok(&["inspect", "-f", "{{json .DriverName}}", "dev"]),
+        "\"none\"\n"
+    );
+    assert_eq!(
+        sb.ok(&[
+            "inspect",
+            "-f",
+            "{{.Driver.SSHPort}} {{.HostOptions.EngineOptions.Labels}}",
+            "dev"
+        ]),
+        "0 []\n"
+    );
+    let raw = fs::read_to_string(sb.store_path().join("machines/dev/config.json")).unwrap();
+    assert_eq!(sb.ok(&["inspect", "dev"]), format!("{raw}\n"));
+    let pretty = sb.ok(&["inspect", "dev", "-f", "{{prettyjson .Driver}}"]);
+    assert!(
+        pretty.starts_with("{\n    \"IPAddress\": \"\",\n"),
+        "{pretty}"
+    );
+}
+
+#[test]
+fn default_machine_is_the_implicit_target() {
+    let sb = Sandbox::new();
+    assert_eq!(
+        sb.fails(&["url"]),
+        "Error: No machine name(s) specified and no \"default\" machine exists\n"
+    );
+    sb.create_none("default", "tcp://127.0.0.1:7");
+    assert_eq!(sb.ok(&["url"]), "tcp://127.0.0.1:7\n");
+    assert_eq!(sb.ok(&["ip"]), "127.0.0.1:7\n");
+    assert_eq!(
+        sb.fails(&["url", "a", "b"]),
+        "Error: Expected one machine name as an argument\n"
+    );
+}
+
+#[test]
+fn bad_input_is_one_line_nonzero_and_changes_nothing() {
+    let sb = Sandbox::new();
+    sb.create_none("exists", "tcp://127.0.0.1:1");
+    let before = sb.snapshot();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "create",
+                "-d",
+                "none",
+                "--url",
+                "tcp://127.0.0.1:1",
+                "bad_name",
+            ],
+            "Error creating machine: Invalid hostname specified. Allowed hostname chars are: 0-9a-zA-Z . -",
+        ),
+        (
+            &[
+                "create",
+                "-d",
+                "none",
+                "--url",
+                "tcp://127.0.0.1:1",
+                "-lead",
+            ],
+            "",
+        ),
+        (
+            &[
+                "create",
+                "-d",
+                "none",
+                "--url",
+                "tcp://127.0.0.1:1",
+                ".hidden",
+            ],
+            "Error creating machine: Invalid hostname specified. Allowed hostname chars are: 0-9a-zA-Z . -",
+        ),
+        (
+            &[
+                "create",
+                "-d",
+                "none",
+                "--url",
+                "tcp://127.0.0.1:1",
+                "exists",
+            ],
+            "Docker machine \"exists\" already exists",
+        ),
+        (
+            &["create", "-d", "none", "nourl"],
+            "Error setting machine configuration from flags provided: --url option is required when no driver is selected",
+        ),
+        (
+            &["create", "-d", "frobnicate", "x"],
+            "Driver \"frobnicate\" not found. Do you have the plugin binary \"docker-machine-driver-frobnicate\" accessible in your PATH?",
+        ),
+        (
+            &["create", "-d", "none", "--url", "tcp://127.0.0.1:1"],
+            "Error: No machine name specified",
+        ),
+        (
+            &["create", "-d", "none", "--url", "x", "a", "b"],
+            "Invalid command line. Found extra arguments [\"b\"]",
+        ),
+        (
+            &[
+                "create",
+                "-d",
+                "none",
+                "--url",
+                "x",
+                "--swarm-discovery",
+                "nope",
+                "sw",
+            ],
+            "Error parsing swarm discovery: Swarm Discovery URL was in the wrong format: nope",
+        ),
+        (
+            &["inspect", "ghost"],
+            "Docker machine \"ghost\" does not exist. Use \"hoist ls\" to list machines. Use \"hoist create\" to add a new one.",
+        ),
+        (
+            &["url", "../etc"],
+            "Docker machine \"../etc\" does not exist. Use \"hoist ls\" to list machines. Use \"hoist create\" to add a new one.",
+        ),
+        (&["inspect", "exists", "-f", "{{.Nope"], ""),
+        (
+            &["rm"],
+            "Error: Expected to get one or more machine names as arguments",
+        ),
+        (
+            &["frobnicate"],
+            "hoist: 'frobnicate' is not a hoist command. See 'hoist --help'.",
+        ),
+        (&["ls", "--no-such-flag"], ""),
+        (
+            &["stop", "exists"],
+            "none driver does not support stop: hosts without a driver cannot be started, stopped, killed or restarted",
+        ),
+        (&["active", "extra"], "Error: Too many arguments given"),
+    ];
+    for (args, message) in cases {
+        let out = sb.run(args);
+        assert!(!out.status.success(), "{args:?} must fail");
+        let err = stderr(&out);
+        if !message.is_empty() {
+            assert_eq!(err, format!("{message}\n"), "{args:?}");
+        }
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{args:?}: one line: {err}"
+        );
+        assert_eq!(sb.snapshot(), before, "{args:?} changed the store");
+    }
+}
+
+#[test]
+fn rm_asks_and_removes() {
+    let sb = Sandbox::new();
+    for n in ["a", "b", "c", "d"] {
+        sb.create_none(n, "tcp://127.0.0.1:1");
+    }
+    let out = sb.run_with_input(&["rm", "a"], "n\n");
+    assert!(out.status.success());
+    assert_eq!(
+        stdout(&out),
+        "About to remove a\nWARNING: This action will delete both local reference and remote instance.\nAre you sure? (y/n): "
+    );
+    assert!(sb.store_path().join("machines/a").exists());
+    let out = sb.run_with_input(&["rm", "a"], "");
+    assert!(!out.status.success());
+    assert!(sb.store_path().join("machines/a").exists());
+    let out = sb.run_with_input(&["rm", "a", "b"], "y\n");
+    assert_eq!(
+        stdout(&out),
+        "About to remove a, b\nWARNING: This action will delete both local reference and remote instance.\nAre you sure? (y/n): Successfully removed a\nSuccessfully removed b\n"
+    );
+    assert_eq!(
+        sb.ok(&["rm", "c", "-y"]),
+        "About to remove c\nWARNING: This action will delete both local reference and remote instance.\nSuccessfully removed c\n"
+    );
+    let out = sb.run(&["rm", "-y", "d", "ghost"]);
+    assert!(!out.status.success());
+    assert!(stdout(&out).ends_with("Successfully removed d\n"));
+    assert!(
+        stderr(&out)
+            .starts_with("Error removing host \"ghost\": Docker machine \"ghost\" does not exist.")
+    );
+    // -f: errors are reported, exit 0.
+    let out = sb.run(&["rm", "-f", "ghost"]);
+    assert!(out.status.success());
+    assert_eq!(sb.ok(&["ls", "-q"]), "");
+}
+
+#[test]
+fn rm_force_removes_a_corrupt_machine() {
+    let sb = Sandbox::new();
+    sb.create_none("bad", "tcp://127.0.0.1:1");
+    fs::write(
+        sb.store_path().join("machines/bad/config.json"),
+        "{ truncated",
+    )
+    .unwrap();
+    assert!(sb.fails(&["rm", "-y", "bad"]).contains("is corrupt"));
+    sb.ok(&["rm", "-f", "bad"]);
+    assert!(!sb.store_path().join("machines/bad").exists());
+}
+
+#[test]
+fn a_corrupt_record_only_affects_its_own_machine() {
+    let sb = Sandbox::new();
+    sb.create_none("good", "tcp://127.0.0.1:1");
+    sb.create_none("broken", "tcp://127.0.0.1:1");
+    sb.create_none("future", "tcp://127.0.0.1:1");
+    sb.create_none("empty", "tcp://127.0.0.1:1");
+    fs::write(
+        sb.store_path().join("machines/broken/config.json"),
+        "{\"ConfigVersion\": 3, ",
+    )
+    .unwrap();
+    fs::write(sb.store_path().join("machines/empty/config.json"), "").unwrap();
+    let future = sb.store_path().join("machines/future/config.json");
+    let text = fs::read_to_string(&future)
+        .unwrap()
+        .replace("\"ConfigVersion\": 3", "\"ConfigVersion\": 4");
+    fs::write(&future, text).unwrap();
+    let out = sb.ok(&[
+        "ls",
+        "--format",
+        "{{.Name}}|{{.DriverName}}|{{.State}}|{{.Error}}",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 4, "{out}");
+    assert!(
+        lines[0].starts_with("broken|not found|Error|machine \"broken\": "),
+        "{out}"
+    );
+    assert!(lines[0].contains("is corrupt"), "{out}");
+    assert!(lines[1].starts_with("empty|not found|Error|"), "{out}");
+    assert_eq!(
+        lines[2],
+        "future|not found|Error|machine \"future\": config version is from the future -- you should upgrade your Docker Machine client"
+    );
+    assert_eq!(
+        lines[3],
+        "good|none|Running|Unable to query docker version: cannot connect to 127.0.0.1:1: Connection refused"
+    );
+    assert_eq!(sb.ok(&["url", "good"]), "tcp://127.0.0.1:1\n");
+    assert_eq!(sb.ok(&["ls", "-q"]), "broken\nempty\nfuture\ngood\n");
+    let err = sb.fails(&["url", "broken"]);
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn docker_machine_store_is_read_as_is() {
+    let sb = Sandbox::new();
+    fixture_store(&sb);
+    let before = sb.snapshot();
+    assert_eq!(sb.ok(&["ls", "-q"]), "dev\nlegacy\nlocal\n");
+    let out = sb.ok(&["ls", "--format", "{{.Name}} {{.DriverName}} {{.State}}"]);
+    assert_eq!(
+        out,
+        "dev generic Stopped\nlegacy none Running\nlocal none Running\n"
+    );
+    // inspect prints the record byte for byte, unknown fields and Go escapes included.
+    let raw = fs::read_to_string(sb.store_path().join("machines/local/config.json")).unwrap();
+    assert_eq!(sb.ok(&["inspect", "local"]), format!("{raw}\n"));
+    let raw = fs::read_to_string(sb.store_path().join("machines/dev/config.json")).unwrap();
+    assert_eq!(sb.ok(&["inspect", "dev"]), format!("{raw}\n"));
+    assert_eq!(
+        sb.ok(&[
+            "inspect",
+            "dev",
+            "-f",
+            "{{.HostOptions.AuthOptions.StorePath}}"
+        ]),
+        "/home/u/.docker/machine/machines/dev\n"
+    );
+    assert_eq!(
+        sb.ok(&[
+            "inspect",
+            "dev",
+            "-f",
+            "{{.Driver.IPAddress}} {{.Driver.SSHPort}}"
+        ]),
+        "127.0.0.1 1\n"
+    );
+    assert_eq!(sb.ok(&["ls", "-q", "--filter", "label=team=A&B"]), "dev\n");
+    assert_eq!(sb.ok(&["url", "legacy"]), "tcp://127.0.0.1:1\n");
+    // The v1 record is migrated in memory.
+    assert_eq!(
+        sb.ok(&[
+            "inspect",
+            "legacy",
+            "-f",
+            "{{.ConfigVersion}} {{.HostOptions.AuthOptions.CaPrivateKeyPath}}"
+        ]),
+        "3 /home/u/.docker/machine/certs/ca-key.pem\n"
+    );
+    assert_eq!(sb.fails(&["url", "dev"]), "Host is not running\n");
+    // Reads never write.
+    assert_eq!(sb.snapshot(), before);
+}
+
+#[test]
+fn invoked_as_docker_machine_says_docker_machine() {
+    let sb = Sandbox::new();
+    let out = sb.run_as(
+        "docker-machine",
+        &["create", "-d", "none", "--url", "tcp://127.0.0.1:1", "dm"],
+    );
+    assert!(
+        stdout(&out).ends_with("run: docker-machine env dm\n"),
+        "{}",
+        stdout(&out)
+    );
+    let out = sb.run_as("docker-machine", &["env", "dm", "--no-check"]);
+    assert!(
+        stdout(&out).ends_with("# eval $(docker-machine env dm --no-check)\n"),
+        "{}",
+        stdout(&out)
+    );
+    let out = sb.run_as("docker-machine", &["version"]);
+    assert!(stdout(&out).starts_with("docker-machine version "));
+    let out = sb.run_as("docker-machine", &["bogus"]);
+    assert_eq!(
+        stderr(&out),
+        "docker-machine: 'bogus' is not a docker-machine command. See 'docker-machine --help'.\n"
+    );
+    let out = sb.run_as("docker-machine", &["inspect", "nope"]);
+    assert_eq!(
+        stderr(&out),
+        "Docker machine \"nope\" does not exist. Use \"docker-machine ls\" to list machines. Use \"docker-machine create\" to add a new one.\n"
+    );
+    let out = sb.run_as("docker-machine", &["--help"]);
+    assert!(
+        stdout(&out).contains("Usage: docker-machine"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn global_flags_and_env_vars() {
+    let mut sb = Sandbox::new();
+    let other = sb.dir.path().join("other-store");
+    let other_s = other.to_string_lossy().to_string();
+    sb.ok(&[
+        "-s",
+        &other_s,
+        "create",
+        "-d",
+        "none",
+        "--url",
+        "tcp://127.0.0.1:1",
+        "x",
+    ]);
+    assert!(other.join("machines/x/config.json").exists());
+    assert_eq!(sb.ok(&["--storage-path", &other_s, "ls", "-q"]), "x\n");
+    assert_eq!(sb.ok(&["ls", "-q"]), "");
+    sb.set("MACHINE_STORAGE_PATH", &other_s);
+    assert_eq!(sb.ok(&["ls", "-q"]), "x\n");
+    // Accepted for compatibility.
+    sb.ok(&[
+        "--bugsnag-api-token=no-report",
+        "--github-api-token",
+        "t",
+        "ls",
+        "-q",
+    ]);
+    sb.ok(&["ls", "-q", "-D"]);
+    sb.set("MACHINE_DEBUG", "maybe");
+    let err = sb.fails(&["ls"]);
+    assert!(
+        err.starts_with("Error parsing boolean value from MACHINE_DEBUG"),
+        "{err}"
+    );
+    sb.set("MACHINE_DEBUG", "1");
+    sb.ok(&["ls", "-q"]);
+    sb.unset("MACHINE_DEBUG");
+    sb.set("MACHINE_DRIVER", "none");
+    sb.ok(&["create", "--url", "tcp://127.0.0.1:1", "viaenv"]);
+    assert_eq!(
+        sb.ok(&["inspect", "viaenv", "-f", "{{.DriverName}}"]),
+        "none\n"
+    );
+}
+
+#[test]
+fn create_records_engine_swarm_and_tls_flags() {
+    let sb = Sandbox::new();
+    sb.ok(&[
+        "create",
+        "-d",
+        "none",
+        "--url",
+        "tcp://127.0.0.1:1",
+        "--engine-label",
+        "a=b",
+        "--engine-label",
+        "c=d",
+        "--engine-opt",
+        "log-driver=none",
+        "--engine-env",
+        "HTTP_PROXY=http://p:3128",
+        "--engine-insecure-registry",
+        "reg.test",
+        "--engine-registry-mirror",
+        "https://m.test",
+        "--engine-storage-driver",
+        "vfs",
+        "--tls-san",
+        "web.test",
+        "--swarm",
+        "--swarm-discovery",
+        "token://abc",
+        "--swarm-strategy",
+        "binpack",
+        "flags",
+    ]);
+    let f = |t: &str| sb.ok(&["inspect", "flags", "-f", t]);
+    assert_eq!(f("{{.HostOptions.EngineOptions.Labels}}"), "[a=b c=d]\n");
+    assert_eq!(
+        f("{{.HostOptions.EngineOptions.ArbitraryFlags}}"),
+        "[log-driver=none]\n"
+    );
+    assert_eq!(
+        f("{{.HostOptions.EngineOptions.Env}}"),
+        "[HTTP_PROXY=http://p:3128]\n"
+    );
+    assert_eq!(
+        f("{{.HostOptions.EngineOptions.InsecureRegistry}}"),
+        "[reg.test]\n"
+    );
+    assert_eq!(
+        f("{{.HostOptions.EngineOptions.RegistryMirror}}"),
+        "[https://m.test]\n"
+    );
+    assert_eq!(f("{{.HostOptions.EngineOptions.StorageDriver}}"), "vfs\n");
+    assert_eq!(
+        f("{{.HostOptions.AuthOptions.ServerCertSANs}}"),
+        "[web.test]\n"
+    );
+    assert_eq!(
+        f(
+            "{{.HostOptions.SwarmOptions.IsSwarm}} {{.HostOptions.SwarmOptions.Agent}} {{.HostOptions.SwarmOptions.Discovery}} {{.HostOptions.SwarmOptions.Strategy}}"
+        ),
+        "true true token://abc binpack\n"
+    );
+}
+
+#[test]
+fn sixteen_parallel_creates_share_one_ca() {
+    let sb = Sandbox::new();
+    let children: Vec<_> = (0..16)
+        .map(|i| {
+            std::process::Command::new(common::hoist_bin())
+                .args([
+                    "create",
+                    "-d",
+                    "none",
+                    "--url",
+                    "tcp://127.0.0.1:1",
+                    &format!("m{i}"),
+                ])
+                .env_clear()
+                .envs(&sb.env)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ca_lines = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        ca_lines += stdout(&out).matches("Creating CA:").count();
+    }
+    assert_eq!(ca_lines, 1);
+    assert_eq!(sb.ok(&["ls", "-q"]).lines().count(), 16);
+    // The client certificate verifies against the CA: a TLS daemon signed by it accepts it.
+    let daemon = FakeDaemon::start(&sb, "1.0", Behaviour::Answer);
+    sb.ok(&["create", "-d", "none", "--url", &daemon.url(), "check"]);
+    sb.ok(&["env", "check"]);
+}
+
+#[test]
+fn completions_are_generated() {
+    let sb = Sandbox::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = sb.ok(&["completion", shell]);
+        assert!(
+            out.contains("regenerate-certs") || out.contains("inspect"),
+            "{shell}"
+        );
+    }
+    assert!(!sb.run(&["completion", "tcsh"]).status.success());
+}

@@ -1,0 +1,294 @@
+//! Helpers of the CLI tests: a sandboxed store, the built binary, and a TLS daemon on loopback
+//! that demands the store's client certificate, as dockerd with `--tlsverify` does.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use hoist::cert::{self, CertPaths};
+use hoist::store::Store;
+
+/// The built `hoist` binary.
+pub fn hoist_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hoist"))
+}
+
+/// A temporary store and a clean environment to run hoist in.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+    pub env: BTreeMap<String, String>,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = BTreeMap::new();
+        env.insert(
+            "HOME".into(),
+            dir.path().join("home").to_string_lossy().into(),
+        );
+        env.insert("PATH".into(), std::env::var("PATH").unwrap_or_default());
+        env.insert("USER".into(), "tester".into());
+        env.insert("SHELL".into(), "/bin/bash".into());
+        env.insert(
+            "MACHINE_STORAGE_PATH".into(),
+            dir.path().join("store").to_string_lossy().into(),
+        );
+        Sandbox { dir, env }
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    pub fn store(&self) -> Store {
+        Store::new(self.store_path())
+    }
+
+    pub fn set(&mut self, k: &str, v: &str) -> &mut Self {
+        self.env.insert(k.into(), v.into());
+        self
+    }
+
+    pub fn unset(&mut self, k: &str) -> &mut Self {
+        self.env.remove(k);
+        self
+    }
+
+    fn command(&self, program: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.args(args).env_clear().envs(&self.env);
+        cmd
+    }
+
+    /// Runs hoist with `args` and no input.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(&hoist_bin(), args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs hoist invoked under another name (a symlink), as `docker-machine`.
+    pub fn run_as(&self, name: &str, args: &[&str]) -> Output {
+        let bin = self.dir.path().join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let link = bin.join(name);
+        if !link.exists() {
+            std::os::unix::fs::symlink(hoist_bin(), &link).unwrap();
+        }
+        let mut cmd = self.command(Path::new(name), args);
+        cmd.env("PATH", format!("{}:{}", bin.display(), self.env["PATH"]));
+        cmd.stdin(Stdio::null()).output().unwrap()
+    }
+
+    /// Runs hoist with `input` on stdin.
+    pub fn run_with_input(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self
+            .command(&hoist_bin(), args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs hoist and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "hoist {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs hoist and asserts failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            !out.status.success(),
+            "hoist {args:?} should fail: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// Every file of the store with its content, to prove a failed command changed nothing.
+    pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
+        let mut files = BTreeMap::new();
+        let root = self.store_path();
+        fn walk(dir: &Path, root: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
+            let Ok(entries) = fs::read_dir(dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let p = e.path();
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().to_string();
+                if rel.starts_with(".hoist") {
+                    continue;
+                }
+                if p.is_dir() {
+                    files.insert(format!("{rel}/"), vec![]);
+                    walk(&p, root, files);
+                } else {
+                    files.insert(rel, fs::read(&p).unwrap());
+                }
+            }
+        }
+        walk(&root, &root, &mut files);
+        files
+    }
+
+    /// Creates a `none` machine.
+    pub fn create_none(&self, name: &str, url: &str) {
+        self.ok(&["create", "-d", "none", "--url", url, name]);
+    }
+}
+
+/// A port on 127.0.0.1 that nothing listens on.
+pub fn closed_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// How the fake daemon answers.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Behaviour {
+    /// Mutual TLS, then `GET /version` answers `{"Version": version}`.
+    Answer,
+    /// Accepts TCP connections and never says anything.
+    Hang,
+}
+
+/// A TLS daemon on 127.0.0.1 with a server certificate signed by the sandbox's CA.
+pub struct FakeDaemon {
+    pub port: u16,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl FakeDaemon {
+    pub fn start(sandbox: &Sandbox, version: &str, behaviour: Behaviour) -> FakeDaemon {
+        let store = sandbox.store();
+        let paths = CertPaths::in_dir(&store.certs_dir());
+        cert::bootstrap(&store, &paths, "tester").unwrap();
+        let dir = sandbox
+            .dir
+            .path()
+            .join(format!("daemon-{version}-{}", rand_suffix()));
+        fs::create_dir_all(&dir).unwrap();
+        let (cert_path, key_path) = (dir.join("server.pem"), dir.join("server-key.pem"));
+        cert::generate_server_cert(
+            &paths,
+            "tester.fake",
+            &cert::server_sans(&[], "127.0.0.1"),
+            &cert_path,
+            &key_path,
+        )
+        .unwrap();
+        let certs: Vec<_> = rustls_pemfile::certs(&mut fs::read(&cert_path).unwrap().as_slice())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let key = rustls_pemfile::private_key(&mut fs::read(&key_path).unwrap().as_slice())
+            .unwrap()
+            .unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in rustls_pemfile::certs(&mut fs::read(&paths.ca_cert).unwrap().as_slice()) {
+            roots.add(ca.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let body = format!("{{\"Version\":\"{version}\",\"ApiVersion\":\"1.47\"}}");
+        runtime.spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                if behaviour == Behaviour::Hang {
+                    held.push(tcp);
+                    continue;
+                }
+                let acceptor = acceptor.clone();
+                let body = body.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let mut buf = vec![0u8; 4096];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tls.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = tls.write_all(response.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        FakeDaemon {
+            port,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// stdout of an output as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// stderr of an output as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
