@@ -21,5 +21,7 @@ pub mod error;
 pub mod format;
 pub mod fsutil;
 pub mod ops;
+pub mod provision;
 pub mod shell;
+pub mod ssh;
 pub mod store;

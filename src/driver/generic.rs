@@ -23,8 +23,87 @@ pub struct GenericDriver {
     pub engine_port: u16,
     #[serde(rename = "SSHKey", default)]
     pub ssh_key: String,
+    /// hoist: keep the host's hostname (`--generic-keep-hostname`).
+    #[serde(
+        rename = "KeepHostname",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub keep_hostname: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// The `--generic-*` flags of `create`.
+#[derive(Debug, Clone, Default)]
+pub struct GenericFlags {
+    pub ip_address: String,
+    pub ssh_user: String,
+    pub ssh_key: String,
+    pub ssh_port: u16,
+    pub engine_port: u16,
+    pub keep_hostname: bool,
+}
+
+impl GenericFlags {
+    /// The driver config from the flags (docker-machine's `SetConfigFromFlags`).
+    pub fn driver(&self, base: BaseDriver) -> Result<GenericDriver, DriverError> {
+        if self.ip_address.is_empty() {
+            return Err(DriverError::Config(
+                "generic driver requires the --generic-ip-address option".into(),
+            ));
+        }
+        let mut base = base;
+        base.ip_address = self.ip_address.clone();
+        base.ssh_user = self.ssh_user.clone();
+        base.ssh_port = self.ssh_port;
+        Ok(GenericDriver {
+            base,
+            engine_port: self.engine_port,
+            ssh_key: self.ssh_key.clone(),
+            keep_hostname: self.keep_hostname,
+            extra: Map::new(),
+        })
+    }
+}
+
+/// docker-machine's pre-create check and key import: a given key must exist and is copied into
+/// the machine directory (0600, with its `.pub`); without a key, the agent and default keys are used.
+/// Returns the step message to show.
+pub fn import_key(
+    driver: &mut GenericDriver,
+    machine_dir: &std::path::Path,
+) -> Result<&'static str, DriverError> {
+    if driver.ssh_key.is_empty() {
+        driver.base.ssh_key_path = String::new();
+        return Ok("No SSH key specified. Assuming an existing key at the default location.");
+    }
+    let src = std::path::Path::new(&driver.ssh_key);
+    if !src.is_file() {
+        return Err(DriverError::Config(format!(
+            "SSH key does not exist: {:?}",
+            driver.ssh_key
+        )));
+    }
+    let data = std::fs::read(src).map_err(|e| {
+        DriverError::Config(format!("cannot read SSH key {:?}: {e}", driver.ssh_key))
+    })?;
+    let name = src
+        .file_name()
+        .map_or("id_rsa".into(), |n| n.to_string_lossy().to_string());
+    crate::fsutil::create_dir_all(machine_dir, 0o700).map_err(|e| {
+        DriverError::Config(format!("cannot create {}: {e}", machine_dir.display()))
+    })?;
+    let dst = machine_dir.join(&name);
+    crate::fsutil::write_atomic(&dst, &data, 0o600).map_err(|e| {
+        DriverError::Config(format!("cannot copy the SSH key to {}: {e}", dst.display()))
+    })?;
+    if let Ok(public) = std::fs::read(format!("{}.pub", driver.ssh_key)) {
+        let _ =
+            crate::fsutil::write_atomic(&machine_dir.join(format!("{name}.pub")), &public, 0o644);
+    }
+    driver.base.ssh_key_path = dst.to_string_lossy().to_string();
+    Ok("Importing SSH key...")
 }
 
 fn default_engine_port() -> u16 {

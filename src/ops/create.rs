@@ -3,8 +3,8 @@
 
 use crate::cert::{self, CertPaths};
 use crate::context::Context;
-use crate::driver::Driver;
 use crate::driver::none::NoneDriver;
+use crate::driver::{BaseDriver, Driver};
 use crate::error::{Error, Result};
 use crate::store::config::{
     AuthOptions, CONFIG_VERSION, EngineOptions, Host, HostOptions, Lifecycle, SwarmOptions,
@@ -44,6 +44,7 @@ pub struct SwarmFlags {
 #[derive(Debug, Clone)]
 pub enum DriverFlags {
     None { url: String },
+    Generic(crate::driver::generic::GenericFlags),
 }
 
 /// Everything `create` needs.
@@ -54,6 +55,8 @@ pub struct CreateOptions {
     pub engine: EngineFlags,
     pub swarm: SwarmFlags,
     pub tls_sans: Vec<String>,
+    /// How to install Docker where it is missing.
+    pub install_method: crate::provision::InstallMethod,
 }
 
 /// The record of a new machine, as docker-machine's `create` builds it.
@@ -160,6 +163,17 @@ pub async fn create(ctx: &Context, opts: &CreateOptions, report: &dyn Reporter) 
                 ))
             })?)
         }
+        DriverFlags::Generic(flags) => {
+            let mut base = BaseDriver::new(&opts.name, &root);
+            base.swarm_master = opts.swarm.master;
+            base.swarm_host = opts.swarm.host.clone();
+            base.swarm_discovery = opts.swarm.discovery.clone();
+            Driver::Generic(flags.driver(base).map_err(|e| {
+                Error::Other(format!(
+                    "Error setting machine configuration from flags provided: {e}"
+                ))
+            })?)
+        }
     };
 
     let _lock = ctx.store.lock_machine(&opts.name)?;
@@ -178,14 +192,36 @@ pub async fn create(ctx: &Context, opts: &CreateOptions, report: &dyn Reporter) 
     }
 
     report.info("Running pre-create checks...");
+    let mut driver = driver;
+    if let Driver::Generic(generic) = &driver
+        && !generic.ssh_key.is_empty()
+        && !std::path::Path::new(&generic.ssh_key).is_file()
+    {
+        return Err(Error::PreCreate(format!(
+            "SSH key does not exist: {:?}",
+            generic.ssh_key
+        )));
+    }
+    crate::provision::set_install_method(&mut host, opts.install_method);
 
     ctx.store.save(&host)?;
     report.info("Creating machine...");
-    let result = match &driver {
+    let result = match &mut driver {
         Driver::None(_) => Ok(()),
-        Driver::Generic(_) => Err(Error::Other(
-            "the generic driver cannot create machines yet".into(),
-        )),
+        Driver::Generic(generic) => {
+            match crate::driver::generic::import_key(generic, &ctx.store.machine_dir(&opts.name)) {
+                Ok(message) => {
+                    report.info(message);
+                    host.driver = Driver::Generic(generic.clone()).to_config()?;
+                    ctx.store.save(&host)?;
+                    report
+                        .info("Waiting for machine to be running, this may take a few minutes...");
+                    report.info("Detecting operating system of created instance...");
+                    crate::provision::provision(ctx, &mut host, report, Default::default()).await
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
     };
     match result {
         Ok(()) => {

@@ -4,7 +4,9 @@ pub mod create;
 pub mod env;
 pub mod ls;
 pub mod machine;
+pub mod remote;
 pub mod rm;
+pub mod ssh;
 
 use std::future::Future;
 use std::sync::Arc;

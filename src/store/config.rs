@@ -209,14 +209,19 @@ impl Host {
             .map(|h| h.error.as_str())
     }
 
-    /// Records a lifecycle step (and the error when it failed).
-    pub fn set_lifecycle(&mut self, state: Lifecycle, error: &str) {
-        let record = self.hoist.get_or_insert_with(|| HoistRecord {
-            state,
+    /// hoist's record of this machine, created (as running) for a record docker-machine wrote.
+    pub fn record_mut(&mut self) -> &mut HoistRecord {
+        self.hoist.get_or_insert_with(|| HoistRecord {
+            state: Lifecycle::Running,
             error: String::new(),
             ssh_host_key: String::new(),
             extra: Map::new(),
-        });
+        })
+    }
+
+    /// Records a lifecycle step (and the error when it failed).
+    pub fn set_lifecycle(&mut self, state: Lifecycle, error: &str) {
+        let record = self.record_mut();
         record.state = state;
         record.error = error.to_string();
     }

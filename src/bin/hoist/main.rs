@@ -3,7 +3,7 @@
 
 mod commands;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -16,26 +16,74 @@ use hoist::store::Store;
 use commands::{Cli, Command};
 
 /// Prints step messages: info to stdout (stderr for `env`/`config`, whose stdout is evaluated),
-/// debug lines to stderr with `-D`.
+/// debug lines to stderr with `-D`. On a terminal, a live line shows the current step and its
+/// elapsed time while finished steps scroll above it.
+#[derive(Clone)]
 pub struct Printer {
     pub debug: bool,
     pub info_to_stderr: bool,
+    prefix: Option<String>,
+    live: Option<indicatif::ProgressBar>,
+}
+
+impl Printer {
+    fn new(debug: bool, info_to_stderr: bool, live: bool) -> Printer {
+        let live = (live && !debug && std::io::stdout().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(std::time::Duration::from_millis(120));
+            bar
+        });
+        Printer {
+            debug,
+            info_to_stderr,
+            prefix: None,
+            live,
+        }
+    }
+
+    /// The printer for one machine of several: its lines start with `(name) `.
+    pub fn for_machine(&self, name: Option<&str>) -> Printer {
+        Printer {
+            prefix: name.map(|n| format!("({n}) ")),
+            live: if name.is_some() {
+                None
+            } else {
+                self.live.clone()
+            },
+            ..self.clone()
+        }
+    }
+
+    /// Removes the live line.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.live {
+            bar.finish_and_clear();
+        }
+    }
 }
 
 impl Reporter for Printer {
     fn info(&self, message: &str) {
-        if self.info_to_stderr {
-            eprintln!("{message}");
+        let line = format!("{}{message}", self.prefix.as_deref().unwrap_or(""));
+        if let Some(bar) = &self.live {
+            bar.println(&line);
+            bar.set_message(line);
+        } else if self.info_to_stderr {
+            eprintln!("{line}");
         } else {
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{message}");
+            let _ = writeln!(out, "{line}");
             let _ = out.flush();
         }
     }
 
     fn debug(&self, message: &str) {
         if self.debug {
-            eprintln!("{message}");
+            eprintln!("{}{message}", self.prefix.as_deref().unwrap_or(""));
         }
     }
 }
@@ -96,10 +144,17 @@ fn main() -> ExitCode {
             client_key: cli.tls_client_key.clone(),
         },
     };
-    let printer = Printer {
+    let printer = Printer::new(
         debug,
-        info_to_stderr: matches!(cli.command, Command::Env(_) | Command::Config(_)),
-    };
+        matches!(cli.command, Command::Env(_) | Command::Config(_)),
+        matches!(
+            cli.command,
+            Command::Create(_)
+                | Command::Provision(_)
+                | Command::RegenerateCerts(_)
+                | Command::Restart(_)
+        ),
+    );
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -112,7 +167,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::run(cli.command, &ctx, &printer)) {
+    let result = runtime.block_on(commands::run(cli.command, &ctx, &printer));
+    printer.finish();
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             report_error(&e);

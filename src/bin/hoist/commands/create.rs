@@ -1,8 +1,10 @@
 //! `create`: create a machine with a driver.
 
 use hoist::context::{Context, program_name};
+use hoist::driver::generic::GenericFlags;
 use hoist::error::{Error, Result};
 use hoist::ops::create::{self, CreateOptions, DriverFlags, EngineFlags, SwarmFlags};
+use hoist::provision::InstallMethod;
 
 use crate::Printer;
 
@@ -75,9 +77,57 @@ pub struct Args {
     #[arg(long)]
     tls_san: Vec<String>,
 
+    /// How to install Docker on a host without it: auto (the script at --engine-install-url), script, distro (the distribution's package) or none
+    #[arg(long, env = "MACHINE_ENGINE_INSTALL_METHOD", default_value = "auto")]
+    engine_install_method: String,
+
     /// none driver: URL of host when no driver is selected
     #[arg(long, default_value = "", help_heading = "none driver")]
     url: String,
+
+    /// generic driver: IP Address of machine
+    #[arg(
+        long,
+        env = "GENERIC_IP_ADDRESS",
+        default_value = "",
+        help_heading = "generic driver"
+    )]
+    generic_ip_address: String,
+    /// generic driver: SSH user
+    #[arg(
+        long,
+        env = "GENERIC_SSH_USER",
+        default_value = "root",
+        help_heading = "generic driver"
+    )]
+    generic_ssh_user: String,
+    /// generic driver: SSH private key path (if not provided, the SSH agent or the default keys in ~/.ssh are used)
+    #[arg(
+        long,
+        env = "GENERIC_SSH_KEY",
+        default_value = "",
+        help_heading = "generic driver"
+    )]
+    generic_ssh_key: String,
+    /// generic driver: SSH port
+    #[arg(
+        long,
+        env = "GENERIC_SSH_PORT",
+        default_value_t = 22,
+        help_heading = "generic driver"
+    )]
+    generic_ssh_port: u16,
+    /// generic driver: Docker engine port
+    #[arg(
+        long,
+        env = "GENERIC_ENGINE_PORT",
+        default_value_t = 2376,
+        help_heading = "generic driver"
+    )]
+    generic_engine_port: u16,
+    /// generic driver: keep the host's hostname instead of setting it to the machine name
+    #[arg(long, env = "GENERIC_KEEP_HOSTNAME", help_heading = "generic driver")]
+    generic_keep_hostname: bool,
 
     /// The machine name
     names: Vec<String>,
@@ -89,6 +139,14 @@ impl Args {
             "none" => Ok(DriverFlags::None {
                 url: self.url.clone(),
             }),
+            "generic" => Ok(DriverFlags::Generic(GenericFlags {
+                ip_address: self.generic_ip_address.clone(),
+                ssh_user: self.generic_ssh_user.clone(),
+                ssh_key: self.generic_ssh_key.clone(),
+                ssh_port: self.generic_ssh_port,
+                engine_port: self.generic_engine_port,
+                keep_hostname: self.generic_keep_hostname,
+            })),
             other => Err(hoist::driver::DriverError::NotFound(other.to_string()).into()),
         }
     }
@@ -104,9 +162,10 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
             )));
         }
     };
+    let driver = args.driver_flags()?;
     let opts = CreateOptions {
         name: name.clone(),
-        driver: args.driver_flags()?,
+        driver,
         engine: EngineFlags {
             install_url: args.engine_install_url,
             opts: args.engine_opt,
@@ -129,6 +188,7 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
             experimental: args.swarm_experimental,
         },
         tls_sans: args.tls_san,
+        install_method: InstallMethod::parse(&args.engine_install_method)?,
     };
     create::create(ctx, &opts, printer).await?;
     println!(

@@ -8,9 +8,16 @@ mod env;
 mod inspect;
 mod ip;
 mod ls;
+mod mount;
 mod power;
+mod provision;
+mod regenerate_certs;
+mod restart;
 mod rm;
+mod scp;
+mod ssh;
 mod status;
+mod upgrade;
 mod url;
 mod version;
 
@@ -119,14 +126,28 @@ pub enum Command {
     Kill(power::Args),
     /// List machines
     Ls(ls::Args),
+    /// Mount or unmount a directory from a machine with SSHFS.
+    Mount(mount::Args),
+    /// Re-provision existing machines
+    Provision(provision::Args),
+    /// Regenerate TLS Certificates for a machine
+    RegenerateCerts(regenerate_certs::Args),
+    /// Restart a machine
+    Restart(restart::Args),
     /// Start a machine
     Start(power::Args),
     /// Stop a machine
     Stop(power::Args),
     /// Remove a machine
     Rm(rm::Args),
+    /// Log into or run a command on a machine with SSH.
+    Ssh(ssh::Args),
+    /// Copy files between machines
+    Scp(scp::Args),
     /// Get the status of a machine
     Status(status::Args),
+    /// Upgrade a machine to the latest version of Docker
+    Upgrade(upgrade::Args),
     /// Get the URL of a machine
     Url(url::Args),
     /// Show the hoist version or a machine's Docker version
@@ -148,6 +169,13 @@ pub async fn run(command: Command, ctx: &Context, printer: &Printer) -> Result<u
         Command::Start(a) => power::exec(a, ctx, "start").await,
         Command::Stop(a) => power::exec(a, ctx, "stop").await,
         Command::Ls(a) => ls::exec(a, ctx).await,
+        Command::Mount(a) => mount::exec(a, ctx).await,
+        Command::Provision(a) => provision::exec(a, ctx, printer).await,
+        Command::RegenerateCerts(a) => regenerate_certs::exec(a, ctx, printer).await,
+        Command::Restart(a) => restart::exec(a, ctx, printer).await,
+        Command::Ssh(a) => ssh::exec(a, ctx).await,
+        Command::Scp(a) => scp::exec(a, ctx).await,
+        Command::Upgrade(a) => upgrade::exec(a, ctx, printer).await,
         Command::Rm(a) => rm::exec(a, ctx).await,
         Command::Status(a) => status::exec(a, ctx).await,
         Command::Url(a) => url::exec(a, ctx).await,
@@ -262,4 +290,60 @@ pub fn print_text(text: &str) -> Result<u8> {
         .and_then(|_| out.flush())
         .map_err(|e| Error::Other(format!("cannot write output: {e}")))?;
     Ok(0)
+}
+
+/// Asks a yes/no question on the terminal; an empty answer or end of input is an error.
+pub fn confirm(question: &str) -> Result<bool> {
+    use std::io::{BufRead, Write};
+    print!("{question} (y/n): ");
+    let _ = std::io::stdout().flush();
+    let mut answer = String::new();
+    let read = std::io::stdin().lock().read_line(&mut answer).unwrap_or(0);
+    if read == 0 || answer.trim().is_empty() {
+        println!();
+        return Err(Error::Usage(
+            "Error: no answer given; pass -y (rm) or -f (regenerate-certs) to skip the question"
+                .into(),
+        ));
+    }
+    Ok(answer.trim_start().starts_with(['y', 'Y']))
+}
+
+/// Runs an external tool (ssh, scp, rsync, sshfs) and returns its exit code.
+pub fn run_tool(cmd: &[String]) -> Result<u8> {
+    let status = std::process::Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .status()
+        .map_err(|e| Error::Other(format!("cannot run {}: {e} (is it installed?)", cmd[0])))?;
+    Ok(status.code().map_or(1, |c| u8::try_from(c).unwrap_or(1)))
+}
+
+/// Runs an action for each machine concurrently (bounded); each failure is printed on its own
+/// line. With several machines, step messages carry the machine's name.
+pub async fn each_machine<F, Fut>(
+    ctx: &Context,
+    printer: &Printer,
+    names: &[String],
+    action: F,
+) -> Result<u8>
+where
+    F: Fn(Context, String, std::sync::Arc<dyn hoist::ops::Reporter>) -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+{
+    let several = names.len() > 1;
+    let results = hoist::ops::for_each_machine(names, |name| {
+        let report: std::sync::Arc<dyn hoist::ops::Reporter> =
+            std::sync::Arc::new(printer.for_machine(several.then_some(name.as_str())));
+        action(ctx.clone(), name, report)
+    })
+    .await;
+    printer.finish();
+    let mut failed = false;
+    for result in results {
+        if let Err(e) = result {
+            failed = true;
+            eprintln!("{e}");
+        }
+    }
+    Ok(u8::from(failed))
 }

@@ -1,0 +1,36 @@
+//! `ssh`: log into or run a command on a machine.
+
+use std::os::unix::process::CommandExt;
+
+use hoist::context::Context;
+use hoist::error::{Error, Result};
+use hoist::ops::{machine, ssh};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The machine, then the command to run (everything after the name goes to the machine)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
+    let mut rest = args.args;
+    let name = if rest.is_empty() {
+        super::target_one(ctx, vec![])?
+    } else {
+        rest.remove(0)
+    };
+    if machine::status(ctx, &name).await? != hoist::driver::State::Running {
+        return Err(Error::Other(format!(
+            "Error: Cannot run SSH command: Host \"{name}\" is not running"
+        )));
+    }
+    let m = ssh::machine(ctx, &name).await?;
+    if ctx.native_ssh || ssh::which("ssh").is_none() {
+        let status = ssh::native_ssh(ctx, &m, &rest).await?;
+        return Ok(u8::try_from(status).unwrap_or(255));
+    }
+    let cmd = ssh::ssh_command(&m, &rest);
+    let err = std::process::Command::new(&cmd[0]).args(&cmd[1..]).exec();
+    Err(Error::Other(format!("cannot run ssh: {err}")))
+}

@@ -1,0 +1,347 @@
+//! `ssh`, `scp` and `mount`: the system OpenSSH tools with the machine's pinned host key (a
+//! `known_hosts` file in the machine directory), or the native client for `ssh`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::context::Context;
+use crate::driver::{Driver, SshEndpoint};
+use crate::error::{Error, Result};
+use crate::provision;
+use crate::ssh::Session;
+use crate::store::config::Host;
+
+/// The known_hosts file hoist keeps in each machine directory (the pinned host key).
+pub const KNOWN_HOSTS: &str = "known_hosts";
+
+/// Finds a program on `$PATH`.
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_string_lossy()
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+}
+
+/// A machine reached over SSH: its endpoint and pinned key, in a known_hosts file.
+#[derive(Debug, Clone)]
+pub struct SshMachine {
+    pub name: String,
+    pub endpoint: SshEndpoint,
+    pub known_hosts: PathBuf,
+}
+
+/// Loads a machine for SSH use, pinning its host key first if it has none yet (trust on first use).
+pub async fn machine(ctx: &Context, name: &str) -> Result<SshMachine> {
+    let mut host = ctx.store.load(name)?;
+    let driver = Driver::for_host(&host)?;
+    let endpoint = driver.ssh().ok_or_else(|| {
+        Error::Other(format!(
+            "machine \"{name}\" uses the {} driver, which has no SSH access",
+            driver.name()
+        ))
+    })?;
+    if pinned_key(&host).is_empty() {
+        let _lock = ctx.store.lock_machine(name)?;
+        let session =
+            provision::connect(ctx, &mut host, &driver, Duration::from_secs(15), false).await?;
+        session.close().await;
+    }
+    let known_hosts = ctx.store.machine_dir(name).join(KNOWN_HOSTS);
+    let entry_host = if endpoint.port == 22 {
+        endpoint.host.clone()
+    } else {
+        format!("[{}]:{}", endpoint.host, endpoint.port)
+    };
+    let line = format!("{entry_host} {}\n", pinned_key(&host));
+    if std::fs::read_to_string(&known_hosts).ok().as_deref() != Some(line.as_str()) {
+        crate::fsutil::write_atomic(&known_hosts, line.as_bytes(), 0o600)
+            .map_err(|e| Error::Other(format!("cannot write {}: {e}", known_hosts.display())))?;
+    }
+    Ok(SshMachine {
+        name: name.to_string(),
+        endpoint,
+        known_hosts,
+    })
+}
+
+fn pinned_key(host: &Host) -> String {
+    host.hoist
+        .as_ref()
+        .map(|h| h.ssh_host_key.clone())
+        .unwrap_or_default()
+}
+
+/// OpenSSH options shared by ssh, scp and sshfs: strict checking against the pinned key.
+pub fn ssh_options(m: &SshMachine) -> Vec<String> {
+    let mut opts = vec![
+        "-F".into(),
+        "/dev/null".into(),
+        "-o".into(),
+        "ConnectionAttempts=3".into(),
+        "-o".into(),
+        "ConnectTimeout=10".into(),
+        "-o".into(),
+        "ControlMaster=no".into(),
+        "-o".into(),
+        "ControlPath=none".into(),
+        "-o".into(),
+        "LogLevel=quiet".into(),
+        "-o".into(),
+        "PasswordAuthentication=no".into(),
+        "-o".into(),
+        "ServerAliveInterval=60".into(),
+        "-o".into(),
+        "StrictHostKeyChecking=yes".into(),
+        "-o".into(),
+        format!("UserKnownHostsFile={}", m.known_hosts.display()),
+    ];
+    if let Some(key) = &m.endpoint.key {
+        opts.extend([
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+            "-i".into(),
+            key.display().to_string(),
+        ]);
+    }
+    opts
+}
+
+/// The `ssh` command line for a machine (system OpenSSH).
+pub fn ssh_command(m: &SshMachine, args: &[String]) -> Vec<String> {
+    let mut cmd = vec!["ssh".to_string()];
+    cmd.extend(ssh_options(m));
+    cmd.extend(["-p".into(), m.endpoint.port.to_string()]);
+    cmd.push(format!("{}@{}", m.endpoint.user, m.endpoint.host));
+    cmd.extend(args.iter().cloned());
+    cmd
+}
+
+/// Runs a command (or a shell) with the native client; returns the remote exit status.
+pub async fn native_ssh(ctx: &Context, m: &SshMachine, args: &[String]) -> Result<u32> {
+    let host = ctx.store.load(&m.name)?;
+    let driver = Driver::for_host(&host)?;
+    let target = provision::target(&host, &driver, false)?;
+    let session = Session::connect(&target)
+        .await
+        .map_err(|e| Error::Other(e.to_string()))?;
+    let command = (!args.is_empty()).then(|| args.join(" "));
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let status = if tty || command.is_none() {
+        session.interactive(command.as_deref()).await
+    } else {
+        let out = session.run(command.as_deref().unwrap_or(""), None).await;
+        out.map(|o| {
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&o.stdout);
+            let _ = std::io::stderr().write_all(&o.stderr);
+            o.status
+        })
+    };
+    session.close().await;
+    status.map_err(|e| Error::Other(e.to_string()))
+}
+
+/// One side of `scp`: a local path, or `[user@]machine:path`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ScpPath {
+    Local(String),
+    Remote {
+        user: Option<String>,
+        machine: String,
+        path: String,
+    },
+}
+
+/// Parses an `scp` argument as docker-machine does (`localhost:` means local).
+pub fn parse_scp_path(arg: &str) -> ScpPath {
+    match arg.split_once(':') {
+        Some((host, path)) if !host.is_empty() && !host.contains('/') => {
+            let (user, machine) = match host.split_once('@') {
+                Some((u, m)) => (Some(u.to_string()), m.to_string()),
+                None => (None, host.to_string()),
+            };
+            if machine == "localhost" {
+                ScpPath::Local(path.to_string())
+            } else {
+                ScpPath::Remote {
+                    user,
+                    machine,
+                    path: path.to_string(),
+                }
+            }
+        }
+        _ => ScpPath::Local(arg.to_string()),
+    }
+}
+
+/// Options of `scp`.
+#[derive(Debug, Clone, Default)]
+pub struct ScpOptions {
+    pub recursive: bool,
+    pub quiet: bool,
+    pub delta: bool,
+}
+
+/// Builds the `scp` (or, with `delta`, `rsync`) command line for copying between machines.
+pub async fn scp_command(
+    ctx: &Context,
+    src: &str,
+    dst: &str,
+    opts: &ScpOptions,
+) -> Result<Vec<String>> {
+    let sides = [parse_scp_path(src), parse_scp_path(dst)];
+    let mut machines = Vec::new();
+    let mut args = Vec::new();
+    for side in &sides {
+        match side {
+            ScpPath::Local(p) => args.push(p.clone()),
+            ScpPath::Remote {
+                user,
+                machine: name,
+                path,
+            } => {
+                let m = machine(ctx, name).await?;
+                let user = user.clone().unwrap_or_else(|| m.endpoint.user.clone());
+                args.push(format!("{user}@{}:{path}", m.endpoint.host));
+                machines.push(m);
+            }
+        }
+    }
+    let Some(first) = machines.first().cloned() else {
+        return Err(Error::Usage(
+            "scp: neither path names a machine (use MACHINE:PATH)".into(),
+        ));
+    };
+    if machines.len() == 2 && machines[0].endpoint.port != machines[1].endpoint.port {
+        return Err(Error::Other(
+            "scp between machines needs both to use the same SSH port".into(),
+        ));
+    }
+    // One known_hosts file for both machines.
+    let known = if machines.len() == 2 {
+        let mut text = std::fs::read_to_string(&machines[0].known_hosts).unwrap_or_default();
+        text.push_str(&std::fs::read_to_string(&machines[1].known_hosts).unwrap_or_default());
+        let path = std::env::temp_dir().join(format!("hoist-known-hosts-{}", std::process::id()));
+        crate::fsutil::write_atomic(&path, text.as_bytes(), 0o600)
+            .map_err(|e| Error::Other(format!("cannot write {}: {e}", path.display())))?;
+        path
+    } else {
+        first.known_hosts.clone()
+    };
+    let mut options = ssh_options(&SshMachine {
+        known_hosts: known,
+        ..first.clone()
+    });
+    for m in machines.iter().skip(1) {
+        if let Some(key) = &m.endpoint.key {
+            options.extend(["-i".into(), key.display().to_string()]);
+        }
+    }
+    let port = first.endpoint.port.to_string();
+    let mut cmd = if opts.delta {
+        let mut ssh = vec!["ssh".to_string()];
+        ssh.extend(options);
+        ssh.extend(["-p".into(), port]);
+        vec![
+            "rsync".into(),
+            "-a".into(),
+            "--delete".into(),
+            "-e".into(),
+            crate::ssh::quote::join(&ssh),
+        ]
+    } else {
+        let mut cmd = vec!["scp".to_string()];
+        cmd.extend(options);
+        cmd.extend(["-P".into(), port]);
+        if machines.len() == 2 {
+            cmd.push("-3".into());
+        }
+        if opts.recursive {
+            cmd.push("-r".into());
+        }
+        if opts.quiet {
+            cmd.push("-q".into());
+        }
+        cmd
+    };
+    cmd.extend(args);
+    Ok(cmd)
+}
+
+/// Builds the `sshfs` (or `fusermount -u`) command line of `mount`.
+pub async fn mount_command(
+    ctx: &Context,
+    src: &str,
+    dst: &str,
+    unmount: bool,
+) -> Result<Vec<String>> {
+    let ScpPath::Remote {
+        user,
+        machine: name,
+        path,
+    } = parse_scp_path(src)
+    else {
+        return Err(Error::Usage(
+            "mount: the first argument must be MACHINE:PATH".into(),
+        ));
+    };
+    if unmount {
+        return Ok(vec!["fusermount".into(), "-u".into(), dst.into()]);
+    }
+    let m = machine(ctx, &name).await?;
+    let user = user.unwrap_or_else(|| m.endpoint.user.clone());
+    let mut cmd = vec![
+        "sshfs".to_string(),
+        format!("{user}@{}:{path}", m.endpoint.host),
+        dst.into(),
+    ];
+    cmd.extend(["-p".into(), m.endpoint.port.to_string()]);
+    for o in ["StrictHostKeyChecking=yes", "PasswordAuthentication=no"] {
+        cmd.extend(["-o".into(), o.into()]);
+    }
+    cmd.extend([
+        "-o".into(),
+        format!("UserKnownHostsFile={}", m.known_hosts.display()),
+    ]);
+    if let Some(key) = &m.endpoint.key {
+        cmd.extend([
+            "-o".into(),
+            format!("IdentityFile={}", key.display()),
+            "-o".into(),
+            "IdentitiesOnly=yes".into(),
+        ]);
+    }
+    Ok(cmd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scp_paths() {
+        assert_eq!(parse_scp_path("/tmp/x"), ScpPath::Local("/tmp/x".into()));
+        assert_eq!(parse_scp_path("./a:b"), ScpPath::Local("./a:b".into()));
+        assert_eq!(
+            parse_scp_path("localhost:/tmp/x"),
+            ScpPath::Local("/tmp/x".into())
+        );
+        assert_eq!(
+            parse_scp_path("web:/etc/hosts"),
+            ScpPath::Remote {
+                user: None,
+                machine: "web".into(),
+                path: "/etc/hosts".into()
+            }
+        );
+        assert_eq!(
+            parse_scp_path("deploy@web:x"),
+            ScpPath::Remote {
+                user: Some("deploy".into()),
+                machine: "web".into(),
+                path: "x".into()
+            }
+        );
+    }
+}

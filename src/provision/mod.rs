@@ -1,0 +1,508 @@
+//! Provisioning a host over SSH: detect the OS, set the hostname, install Docker only when it is
+//! missing, put the certificates and the systemd drop-in in place, restart the daemon, and wait
+//! until a real TLS request with the client certificate succeeds.
+//!
+//! It never reinstalls Docker, never removes images or containers, and never forces a storage
+//! driver. All commands of one run travel over one SSH connection.
+
+pub mod os;
+pub mod systemd;
+
+use std::time::{Duration, Instant};
+
+use crate::cert;
+use crate::context::Context;
+use crate::driver::Driver;
+use crate::engine::EngineClient;
+use crate::error::{Error, Result};
+use crate::ops::Reporter;
+use crate::ssh::{self, Output, Session, Target, quote};
+use crate::store::config::{Host, Lifecycle};
+use crate::store::layout;
+
+use os::Family;
+use systemd::LocalSocket;
+
+/// How long a host may take to answer SSH.
+pub const SSH_WAIT: Duration = Duration::from_secs(60);
+/// How long the daemon may take to answer over TLS after a restart.
+pub const DOCKER_WAIT: Duration = Duration::from_secs(60);
+
+/// How Docker gets installed on a host that has none (`--engine-install-method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InstallMethod {
+    /// The install script at `--engine-install-url`.
+    #[default]
+    Auto,
+    /// Same as auto: the script.
+    Script,
+    /// The distribution's own package (docker.io, moby-engine, …).
+    Distro,
+    /// Never install; fail when Docker is missing.
+    None,
+}
+
+impl InstallMethod {
+    /// Parses `auto|script|distro|none`.
+    pub fn parse(s: &str) -> Result<InstallMethod> {
+        match s {
+            "" | "auto" => Ok(InstallMethod::Auto),
+            "script" => Ok(InstallMethod::Script),
+            "distro" => Ok(InstallMethod::Distro),
+            "none" => Ok(InstallMethod::None),
+            other => Err(Error::Usage(format!(
+                "invalid --engine-install-method {other:?}: expected auto, script, distro or none"
+            ))),
+        }
+    }
+
+    /// The name stored in the machine record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallMethod::Auto => "auto",
+            InstallMethod::Script => "script",
+            InstallMethod::Distro => "distro",
+            InstallMethod::None => "none",
+        }
+    }
+}
+
+/// Key of the install method in hoist's record.
+const INSTALL_METHOD_KEY: &str = "EngineInstallMethod";
+
+/// The install method recorded for a machine.
+pub fn install_method(host: &Host) -> InstallMethod {
+    host.hoist
+        .as_ref()
+        .and_then(|h| h.extra.get(INSTALL_METHOD_KEY))
+        .and_then(|v| v.as_str())
+        .and_then(|s| InstallMethod::parse(s).ok())
+        .unwrap_or_default()
+}
+
+/// Records the install method for later `provision` runs.
+pub fn set_install_method(host: &mut Host, method: InstallMethod) {
+    host.record_mut().extra.insert(
+        INSTALL_METHOD_KEY.into(),
+        serde_json::Value::from(method.as_str()),
+    );
+}
+
+/// Commands on one host over one connection, with `sudo -n` for a non-root user.
+pub struct Remote<'a> {
+    session: Session,
+    sudo: bool,
+    machine: String,
+    report: &'a dyn Reporter,
+}
+
+impl<'a> Remote<'a> {
+    /// Wraps a session; checks that a non-root user has passwordless sudo.
+    pub async fn new(
+        session: Session,
+        machine: &str,
+        report: &'a dyn Reporter,
+    ) -> Result<Remote<'a>> {
+        let sudo = session.user != "root";
+        let remote = Remote {
+            session,
+            sudo,
+            machine: machine.to_string(),
+            report,
+        };
+        if sudo {
+            let out = remote.exec("sudo -n true", None).await?;
+            if out.status != 0 {
+                return Err(Error::Other(format!(
+                    "user \"{}\" on machine \"{}\" cannot use sudo without a password ({}); hoist needs passwordless sudo (NOPASSWD) or the root user",
+                    remote.session.user,
+                    machine,
+                    out.last_error_line()
+                )));
+            }
+        }
+        Ok(remote)
+    }
+
+    async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output> {
+        self.report
+            .debug(&format!("(ssh {}) {command}", self.session.addr()));
+        let out = self.session.run(command, stdin).await.map_err(ssh_error)?;
+        self.report.debug(&format!(
+            "exit status {}\nstdout: {}\nstderr: {}",
+            out.status,
+            out.stdout_text().trim_end(),
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ));
+        Ok(out)
+    }
+
+    /// Runs a shell script as root; its output whatever the exit status.
+    pub async fn root(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output> {
+        let command = if self.sudo {
+            format!("sudo -n sh -c {}", quote(script))
+        } else {
+            format!("sh -c {}", quote(script))
+        };
+        self.exec(&command, stdin).await
+    }
+
+    /// Runs a shell script as root and fails, naming `what`, when it exits non-zero.
+    pub async fn root_ok(&self, what: &str, script: &str, stdin: Option<&[u8]>) -> Result<Output> {
+        let out = self.root(script, stdin).await?;
+        if out.status != 0 {
+            return Err(Error::Other(format!(
+                "{what} failed on machine \"{}\" (exit status {}): {}",
+                self.machine,
+                out.status,
+                out.last_error_line()
+            )));
+        }
+        Ok(out)
+    }
+
+    /// Writes a file as root from `data` (sent on stdin), atomically, with `mode`.
+    pub async fn upload(&self, path: &str, data: &[u8], mode: &str) -> Result<()> {
+        let script = format!(
+            "set -e; p={}; mkdir -p \"$(dirname \"$p\")\"; umask 077; cat > \"$p.hoist-tmp\"; chmod {} \"$p.hoist-tmp\"; mv \"$p.hoist-tmp\" \"$p\"",
+            quote(path),
+            quote(mode)
+        );
+        self.root_ok(&format!("writing {path}"), &script, Some(data))
+            .await
+            .map(|_| ())
+    }
+
+    /// Closes the connection.
+    pub async fn close(self) {
+        self.session.close().await;
+    }
+}
+
+fn ssh_error(e: ssh::SshError) -> Error {
+    Error::Other(e.to_string())
+}
+
+/// The SSH target of a machine, pinned to its recorded host key (unless re-trusting).
+pub fn target(host: &Host, driver: &Driver, trust_new_host_key: bool) -> Result<Target> {
+    let endpoint = driver.ssh().ok_or_else(|| {
+        Error::Other(format!(
+            "machine \"{}\" uses the {} driver, which has no SSH access",
+            host.name,
+            driver.name()
+        ))
+    })?;
+    let pinned = host
+        .hoist
+        .as_ref()
+        .map(|h| h.ssh_host_key.clone())
+        .filter(|k| !k.is_empty() && !trust_new_host_key);
+    Ok(Target {
+        machine: host.name.clone(),
+        endpoint,
+        pinned,
+        connect_timeout: Duration::from_secs(10),
+    })
+}
+
+/// Connects to a machine over SSH (waiting up to `wait` for it) and pins its host key on first use.
+pub async fn connect(
+    ctx: &Context,
+    host: &mut Host,
+    driver: &Driver,
+    wait: Duration,
+    retrust: bool,
+) -> Result<Session> {
+    let target = target(host, driver, retrust)?;
+    let session = Session::connect_retrying(&target, wait)
+        .await
+        .map_err(ssh_error)?;
+    let pinned = host
+        .hoist
+        .as_ref()
+        .map(|h| h.ssh_host_key.as_str())
+        .unwrap_or("");
+    if pinned != session.host_key && !session.host_key.is_empty() {
+        host.record_mut().ssh_host_key = session.host_key.clone();
+        ctx.store.save(host)?;
+    }
+    Ok(session)
+}
+
+/// What the first round trip learns about the host.
+struct Probe {
+    os: os::OsRelease,
+    dockerd: String,
+    socket: LocalSocket,
+}
+
+async fn probe(remote: &Remote<'_>) -> Result<Probe> {
+    let out = remote
+        .root(
+            "cat /etc/os-release 2>/dev/null; echo '@@hoist@@'; command -v dockerd || true; echo '@@hoist@@'; systemctl is-enabled docker.socket 2>/dev/null || true",
+            None,
+        )
+        .await?;
+    let text = out.stdout_text();
+    let mut parts = text.split("@@hoist@@\n");
+    let os = os::parse_os_release(parts.next().unwrap_or(""));
+    let dockerd = parts.next().unwrap_or("").trim().to_string();
+    let socket = match parts.next().unwrap_or("").trim() {
+        "enabled" | "static" | "indirect" | "enabled-runtime" => LocalSocket::SystemdSocket,
+        _ => LocalSocket::Unix,
+    };
+    Ok(Probe {
+        os,
+        dockerd,
+        socket,
+    })
+}
+
+fn family(host: &Host, os: &os::OsRelease) -> Result<&'static Family> {
+    os::family_of(os).ok_or_else(|| {
+        let id = if os.id.is_empty() { "(no /etc/os-release)" } else { &os.id };
+        Error::Other(format!(
+            "machine \"{}\": unsupported operating system ID {id:?}{}; hoist provisions Debian, Ubuntu, Fedora, RHEL-likes, SUSE and Arch",
+            host.name,
+            if os.pretty_name.is_empty() { String::new() } else { format!(" ({})", os.pretty_name) }
+        ))
+    })
+}
+
+async fn set_hostname(remote: &Remote<'_>, name: &str) -> Result<()> {
+    // The name is a validated machine name ([a-zA-Z0-9.-]); /etc/hosts is rewritten in place
+    // (no rename), which also works where it is a bind mount.
+    let n = quote(name);
+    let script = format!(
+        "hostname {n} && echo {n} > /etc/hostname && \
+         if ! grep -xq \".*[[:space:]]{name}\" /etc/hosts; then \
+           if grep -q '^127.0.1.1[[:space:]]' /etc/hosts; then \
+             t=$(sed 's/^127.0.1.1[[:space:]].*/127.0.1.1 {name}/' /etc/hosts) && printf '%s\\n' \"$t\" > /etc/hosts; \
+           else echo '127.0.1.1 {name}' >> /etc/hosts; fi; \
+         fi"
+    );
+    remote
+        .root_ok("setting the hostname", &script, None)
+        .await
+        .map(|_| ())
+}
+
+async fn install_docker(
+    remote: &Remote<'_>,
+    family: &Family,
+    method: InstallMethod,
+    url: &str,
+) -> Result<()> {
+    match method {
+        InstallMethod::None => Err(Error::Other(format!(
+            "Docker is not installed on machine \"{}\" and --engine-install-method is none",
+            remote.machine
+        ))),
+        InstallMethod::Distro => {
+            let script = format!(
+                "{} && systemctl enable --now docker",
+                family.install_command(&[family.docker_package])
+            );
+            remote
+                .root_ok(
+                    &format!("installing {} from the distribution", family.docker_package),
+                    &script,
+                    None,
+                )
+                .await
+                .map(|_| ())
+        }
+        InstallMethod::Auto | InstallMethod::Script => {
+            let script = format!(
+                "command -v curl >/dev/null || {{ {}; }} && curl -fsSL --connect-timeout 20 {} -o /tmp/hoist-install-docker.sh && sh /tmp/hoist-install-docker.sh && systemctl enable --now docker",
+                family.install_command(&["curl", "ca-certificates"]),
+                quote(url)
+            );
+            remote
+                .root_ok(&format!("installing Docker with the script at {url}"), &script, None)
+                .await
+                .map(|_| ())
+                .map_err(|e| Error::Other(format!("{e}; to install the distribution's package instead, pass --engine-install-method distro")))
+        }
+    }
+}
+
+/// Generates the machine's server certificate (SANs: `--tls-san`, IP, localhost) and copies the
+/// CA and client certificate into the machine directory. Returns (ca, server cert, server key) PEMs.
+pub fn machine_certs(
+    ctx: &Context,
+    host: &Host,
+    ip: &str,
+    report: &dyn Reporter,
+) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let paths = crate::ops::cert_paths(host);
+    let dir = ctx.store.machine_dir(&host.name);
+    report.info("Copying certs to the local machine directory...");
+    for (src, name) in [
+        (&paths.ca_cert, layout::CA_CERT),
+        (&paths.client_cert, layout::CLIENT_CERT),
+        (&paths.client_key, layout::CLIENT_KEY),
+    ] {
+        let data = std::fs::read(src)
+            .map_err(|e| Error::Other(format!("cannot read {}: {e}", src.display())))?;
+        let mode = if name == layout::CLIENT_KEY {
+            0o600
+        } else {
+            0o644
+        };
+        crate::fsutil::write_atomic(&dir.join(name), &data, mode)
+            .map_err(|e| Error::Other(format!("cannot write {}: {e}", dir.join(name).display())))?;
+    }
+    let auth = &host.host_options.auth_options;
+    let sans = cert::server_sans(auth.server_cert_sans.as_deref().unwrap_or(&[]), ip);
+    let org = format!("{}.{}", Context::username(), host.name);
+    report.debug(&format!(
+        "generating server cert: {} org={org} san={sans:?}",
+        auth.server_cert_path
+    ));
+    cert::generate_server_cert(
+        &paths,
+        &org,
+        &sans,
+        auth.server_cert_path.as_ref(),
+        auth.server_key_path.as_ref(),
+    )?;
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| Error::Other(format!("cannot read {}: {e}", p.display())))
+    };
+    Ok((
+        read(&paths.ca_cert)?,
+        read(auth.server_cert_path.as_ref())?,
+        read(auth.server_key_path.as_ref())?,
+    ))
+}
+
+/// Waits until the daemon answers `GET /version` over mutual TLS; on failure the error carries
+/// the last lines of its journal.
+pub async fn wait_for_docker(
+    remote: Option<&Remote<'_>>,
+    host: &Host,
+    url: &str,
+) -> Result<String> {
+    let client = EngineClient::new(
+        cert::client_config(&crate::ops::cert_paths(host))?,
+        Duration::from_secs(5),
+    );
+    let started = Instant::now();
+    loop {
+        match client.version(url).await {
+            Ok(v) => return Ok(v),
+            Err(e) if started.elapsed() >= DOCKER_WAIT => {
+                let journal = match remote {
+                    Some(r) => r
+                        .root(
+                            "journalctl -u docker --no-pager -n 15 -o cat 2>&1 || true",
+                            None,
+                        )
+                        .await
+                        .map(|o| o.stdout_text())
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
+                return Err(Error::Other(format!(
+                    "the Docker daemon of machine \"{}\" did not answer over TLS at {url} within {}s: {e}\nLast lines of its journal:\n{}",
+                    host.name,
+                    DOCKER_WAIT.as_secs(),
+                    journal.trim_end()
+                )));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+/// Options of a provisioning run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProvisionOptions {
+    /// Accept a changed SSH host key and pin the new one.
+    pub trust_new_host_key: bool,
+}
+
+/// Provisions (or re-provisions) a machine; safe to run again. The caller holds the machine's lock.
+pub async fn provision(
+    ctx: &Context,
+    host: &mut Host,
+    report: &dyn Reporter,
+    opts: ProvisionOptions,
+) -> Result<()> {
+    let driver = Driver::for_host(host)?;
+    let Driver::Generic(generic) = &driver else {
+        return Err(driver.unsupported("provision").into());
+    };
+    host.set_lifecycle(Lifecycle::Provisioning, "");
+    ctx.store.save(host)?;
+    report.info("Waiting for SSH to be available...");
+    let session = connect(ctx, host, &driver, SSH_WAIT, opts.trust_new_host_key).await?;
+    let remote = Remote::new(session, &host.name, report).await?;
+    let result = provision_with(ctx, host, &driver, generic.keep_hostname, &remote, report).await;
+    remote.close().await;
+    result
+}
+
+async fn provision_with(
+    ctx: &Context,
+    host: &Host,
+    driver: &Driver,
+    keep_hostname: bool,
+    remote: &Remote<'_>,
+    report: &dyn Reporter,
+) -> Result<()> {
+    report.info("Detecting the provisioner...");
+    let probe = probe(remote).await?;
+    let family = family(host, &probe.os)?;
+    report.info(&format!("Provisioning with {}...", family.name));
+    if !keep_hostname {
+        set_hostname(remote, &host.name).await?;
+    }
+    let mut dockerd = probe.dockerd.clone();
+    let mut socket = probe.socket;
+    if dockerd.is_empty() {
+        report.info("Installing Docker...");
+        let engine = &host.host_options.engine_options;
+        install_docker(remote, family, install_method(host), &engine.install_url).await?;
+        let again = self::probe(remote).await?;
+        if again.dockerd.is_empty() {
+            return Err(Error::Other(format!(
+                "Docker was installed on machine \"{}\" but dockerd is not on the PATH",
+                host.name
+            )));
+        }
+        dockerd = again.dockerd;
+        socket = again.socket;
+    }
+    let ip = driver.ip()?;
+    let (ca, server_cert, server_key) = machine_certs(ctx, host, &ip, report)?;
+    report.info("Copying certs to the remote machine...");
+    remote.upload(systemd::CA_REMOTE, &ca, "644").await?;
+    remote
+        .upload(systemd::SERVER_CERT_REMOTE, &server_cert, "644")
+        .await?;
+    remote
+        .upload(systemd::SERVER_KEY_REMOTE, &server_key, "600")
+        .await?;
+    report.info("Setting Docker configuration on the remote daemon...");
+    let url = driver.recorded_url()?;
+    let (_, port) = crate::engine::parse_tcp_url(&url)?;
+    let engine = &host.host_options.engine_options;
+    let args = systemd::daemon_args(&dockerd, port, socket, engine, driver.name());
+    let text = systemd::dropin(&args, engine.env.as_deref().unwrap_or(&[]));
+    remote
+        .upload(systemd::DROPIN_PATH, text.as_bytes(), "644")
+        .await?;
+    remote
+        .root_ok(
+            "restarting the Docker daemon",
+            "systemctl daemon-reload && systemctl enable docker >/dev/null 2>&1; systemctl restart docker",
+            None,
+        )
+        .await?;
+    report.info("Checking connection to Docker...");
+    wait_for_docker(Some(remote), host, &url).await?;
+    report.info("Docker is up and running!");
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! The systemd drop-in `/etc/systemd/system/docker.service.d/10-machine.conf` that makes dockerd
+//! listen on TCP with mutual TLS. Every value is quoted for systemd, so neither systemd (`$`, `%`)
+//! nor a shell expands anything in it.
+
+use crate::store::config::EngineOptions;
+
+/// Where the drop-in goes.
+pub const DROPIN_PATH: &str = "/etc/systemd/system/docker.service.d/10-machine.conf";
+/// Where the daemon's certificates go.
+pub const CA_REMOTE: &str = "/etc/docker/ca.pem";
+/// The daemon's certificate.
+pub const SERVER_CERT_REMOTE: &str = "/etc/docker/server.pem";
+/// The daemon's private key (0600).
+pub const SERVER_KEY_REMOTE: &str = "/etc/docker/server-key.pem";
+
+/// How dockerd gets its local socket.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LocalSocket {
+    /// The unit is socket-activated (Debian's docker.io, docker-ce): keep `-H fd://`.
+    SystemdSocket,
+    /// dockerd listens on `unix:///var/run/docker.sock` itself.
+    Unix,
+}
+
+/// dockerd's command line for a machine.
+pub fn daemon_args(
+    dockerd: &str,
+    port: u16,
+    socket: LocalSocket,
+    engine: &EngineOptions,
+    driver_name: &str,
+) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        dockerd.into(),
+        "-H".into(),
+        format!("tcp://0.0.0.0:{port}"),
+        "-H".into(),
+    ];
+    args.push(match socket {
+        LocalSocket::SystemdSocket => "fd://".into(),
+        LocalSocket::Unix => "unix:///var/run/docker.sock".into(),
+    });
+    if !engine.storage_driver.is_empty() {
+        args.extend(["--storage-driver".into(), engine.storage_driver.clone()]);
+    }
+    for (flag, path) in [
+        ("--tlscacert", CA_REMOTE),
+        ("--tlscert", SERVER_CERT_REMOTE),
+        ("--tlskey", SERVER_KEY_REMOTE),
+    ] {
+        if flag == "--tlscacert" {
+            args.push("--tlsverify".into());
+        }
+        args.extend([flag.to_string(), path.to_string()]);
+    }
+    let labels = engine
+        .labels
+        .iter()
+        .flatten()
+        .cloned()
+        .chain([format!("provider={driver_name}")]);
+    for label in labels {
+        args.extend(["--label".into(), label]);
+    }
+    for r in engine.insecure_registry.iter().flatten() {
+        args.extend(["--insecure-registry".into(), r.clone()]);
+    }
+    for m in engine.registry_mirror.iter().flatten() {
+        args.extend(["--registry-mirror".into(), m.clone()]);
+    }
+    for opt in engine.arbitrary_flags.iter().flatten() {
+        args.push(format!("--{opt}"));
+    }
+    args
+}
+
+/// Quotes one word of an `ExecStart=` line: bare when safe, else double-quoted with C escapes;
+/// `%` and `$` are doubled so systemd expands neither.
+fn systemd_word(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@+".contains(&b));
+    if safe {
+        return word.to_string();
+    }
+    let mut out = String::from("\"");
+    for c in word.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '%' => out.push_str("%%"),
+            '$' => out.push_str("$$"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Quotes an `Environment=` assignment (`%` doubled; `$` is not expanded there).
+fn systemd_env(assignment: &str) -> String {
+    let mut out = String::from("\"");
+    for c in assignment.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '%' => out.push_str("%%"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The drop-in's text.
+pub fn dropin(args: &[String], env: &[String]) -> String {
+    let exec = args
+        .iter()
+        .map(|a| systemd_word(a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut text = format!("[Service]\nExecStart=\nExecStart={exec}\n");
+    for assignment in env {
+        text.push_str(&format!("Environment={}\n", systemd_env(assignment)));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> EngineOptions {
+        EngineOptions {
+            labels: Some(vec!["spam=eggs".into(), "note=two words".into()]),
+            insecure_registry: Some(vec!["registry.myco.com".into()]),
+            registry_mirror: Some(vec!["https://mirror.test".into()]),
+            arbitrary_flags: Some(vec![
+                "log-driver=none".into(),
+                "default-ulimit=nofile=1024:2048".into(),
+            ]),
+            env: Some(vec![
+                "TEST=VALUE".into(),
+                "PROXY=http://u:p%41@p:3128 $HOME".into(),
+            ]),
+            ..EngineOptions::default()
+        }
+    }
+
+    #[test]
+    fn renders_the_machine_dropin() {
+        let e = engine();
+        let args = daemon_args(
+            "/usr/sbin/dockerd",
+            2376,
+            LocalSocket::SystemdSocket,
+            &e,
+            "generic",
+        );
+        let text = dropin(&args, e.env.as_deref().unwrap());
+        assert_eq!(
+            text,
+            "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H tcp://0.0.0.0:2376 -H fd:// --tlsverify --tlscacert /etc/docker/ca.pem --tlscert /etc/docker/server.pem --tlskey /etc/docker/server-key.pem --label spam=eggs --label \"note=two words\" --label provider=generic --insecure-registry registry.myco.com --registry-mirror https://mirror.test --log-driver=none --default-ulimit=nofile=1024:2048\nEnvironment=\"TEST=VALUE\"\nEnvironment=\"PROXY=http://u:p%%41@p:3128 $HOME\"\n"
+        );
+    }
+
+    #[test]
+    fn storage_driver_only_when_asked_and_unix_socket() {
+        let mut e = EngineOptions::default();
+        let args = daemon_args("/usr/bin/dockerd", 2377, LocalSocket::Unix, &e, "generic");
+        assert!(!args.contains(&"--storage-driver".to_string()));
+        assert!(args.contains(&"unix:///var/run/docker.sock".to_string()));
+        e.storage_driver = "vfs".into();
+        let args = daemon_args("/usr/bin/dockerd", 2377, LocalSocket::Unix, &e, "generic");
+        assert_eq!(
+            args[5..7],
+            ["--storage-driver".to_string(), "vfs".to_string()]
+        );
+    }
+
+    #[test]
+    fn systemd_quoting_escapes_expansions() {
+        assert_eq!(systemd_word("a$b"), "\"a$$b\"");
+        assert_eq!(systemd_word("100%"), "\"100%%\"");
+        assert_eq!(systemd_word("say \"hi\""), "\"say \\\"hi\\\"\"");
+        assert_eq!(systemd_word(""), "\"\"");
+    }
+}
