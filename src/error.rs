@@ -19,7 +19,7 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     /// A pre-create check failed (exit code 3, as docker-machine).
-    #[error("Error with pre-create check: \"{0}\"")]
+    #[error("Error with pre-create check: {}", format::go_quote(.0))]
     PreCreate(String),
     /// Several machines failed; one line each.
     #[error("{}", .0.join("\n"))]

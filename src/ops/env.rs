@@ -8,6 +8,7 @@ use crate::context::Context;
 use crate::driver::Driver;
 use crate::engine::{EngineClient, EngineError};
 use crate::error::{Error, Result};
+use crate::format::go_quote;
 use crate::shell::{Shell, command_line};
 use crate::store::config::Host;
 use crate::store::layout;
@@ -138,27 +139,6 @@ pub async fn env(ctx: &Context, name: Option<&str>, opts: &EnvOptions) -> Result
     Ok(out)
 }
 
-/// Quotes a string as Go's `%q` does.
-pub fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str(&format!("\\x{:02x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 /// Renders `config`: the docker CLI flags that reach the machine.
 pub async fn config(ctx: &Context, name: &str, swarm: bool) -> Result<String> {
     let (host, driver) = super::load(ctx, name)?;
@@ -173,15 +153,4 @@ pub async fn config(ctx: &Context, name: &str, swarm: bool) -> Result<String> {
         path(layout::CLIENT_CERT),
         path(layout::CLIENT_KEY)
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_quoting() {
-        assert_eq!(go_quote("/a b/c"), "\"/a b/c\"");
-        assert_eq!(go_quote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
-    }
 }

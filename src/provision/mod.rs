@@ -23,8 +23,8 @@ use crate::store::layout;
 use os::Family;
 use systemd::LocalSocket;
 
-/// How long a host may take to answer SSH.
-pub const SSH_WAIT: Duration = Duration::from_secs(60);
+/// How long an existing host may take to answer SSH (it should be up already; 3 connect timeouts).
+pub const SSH_WAIT: Duration = Duration::from_secs(30);
 /// How long the daemon may take to answer over TLS after a restart.
 pub const DOCKER_WAIT: Duration = Duration::from_secs(60);
 

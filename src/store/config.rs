@@ -189,7 +189,11 @@ pub struct HoistRecord {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error: String,
     /// The SSH host key pinned at create, in `authorized_keys` form (`ssh-ed25519 AAAA…`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "SSHHostKey",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub ssh_host_key: String,
     #[serde(flatten)]
     pub extra: Map<String, Value>,

@@ -1,0 +1,169 @@
+//! The lab from the tests: real Debian 12 hosts (systemd, sshd, dockerd) started by `lab/lab`.
+//!
+//! Lab tests run when `HOIST_LAB=1` (the README's test command sets it, as root with Docker or
+//! docker.io installable); without it they print why they skip. With it, a lab that cannot start
+//! fails the test.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The lab tool.
+pub fn lab_tool() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab/lab")
+}
+
+/// Whether lab tests are on; prints the reason when they are not.
+pub fn enabled(test: &str) -> bool {
+    if std::env::var("HOIST_LAB").as_deref() == Ok("1") {
+        prepare();
+        return true;
+    }
+    eprintln!(
+        "skipping lab test {test}: set HOIST_LAB=1 to run it (needs root and a Docker engine or docker.io; see README)"
+    );
+    false
+}
+
+fn prepare() {
+    static READY: OnceLock<()> = OnceLock::new();
+    READY.get_or_init(|| {
+        for variant in ["docker", "bare"] {
+            let out = lab(&["image", variant]);
+            assert!(
+                out.status.success(),
+                "lab image {variant} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    });
+}
+
+/// Runs the lab tool.
+pub fn lab(args: &[&str]) -> Output {
+    Command::new(lab_tool())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run lab/lab")
+}
+
+/// Host variants.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Variant {
+    /// Debian 12 with Debian's docker.io exactly as the package installs it.
+    Docker,
+    /// Debian 12 without Docker.
+    Bare,
+}
+
+/// A lab host, removed when dropped (also when the test fails).
+#[derive(Debug)]
+pub struct LabHost {
+    pub name: String,
+    pub ip: String,
+    pub key: PathBuf,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl LabHost {
+    /// Starts a host; `users` adds `deploy` (passwordless sudo) and `sudopw` (sudo with a password).
+    pub fn start(variant: Variant, users: bool) -> LabHost {
+        let prefix = format!(
+            "hoist-t{}-{}-",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        let v = match variant {
+            Variant::Docker => "docker",
+            Variant::Bare => "bare",
+        };
+        let mut args = vec!["up", "1", "--variant", v, "--prefix", &prefix];
+        if users {
+            args.push("--users");
+        }
+        let out = lab(&args);
+        assert!(
+            out.status.success(),
+            "lab up failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string();
+        let json: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad lab line {line:?}: {e}"));
+        LabHost {
+            name: json["name"].as_str().unwrap().into(),
+            ip: json["ip"].as_str().unwrap().into(),
+            key: json["key"].as_str().unwrap().into(),
+        }
+    }
+
+    /// Runs a command on the host as root (through the engine, not SSH).
+    pub fn exec(&self, script: &str) -> Output {
+        lab(&["exec", &self.name, "sh", "-c", script])
+    }
+
+    /// Runs a command on the host and returns its stdout; panics when it fails.
+    pub fn sh(&self, script: &str) -> String {
+        let out = self.exec(script);
+        assert!(
+            out.status.success(),
+            "{script}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// Takes the host off the lab network.
+    pub fn cut(&self) {
+        assert!(lab(&["cut", &self.name]).status.success());
+    }
+
+    /// Puts it back.
+    pub fn heal(&self) {
+        assert!(lab(&["heal", &self.name]).status.success());
+    }
+
+    pub fn key_str(&self) -> String {
+        self.key.display().to_string()
+    }
+}
+
+impl Drop for LabHost {
+    fn drop(&mut self) {
+        let _ = lab(&["rm", &self.name]);
+    }
+}
+
+/// A tarball with a static busybox as `/bin/busybox` and `/bin/sh`, for `docker import`.
+pub fn busybox_tarball(dir: &std::path::Path) -> PathBuf {
+    let root = dir.join("busybox-root");
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("busybox-static is not installed (apt-get install busybox-static)");
+    std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+    let _ = std::os::unix::fs::symlink("busybox", root.join("bin/sh"));
+    let tar = dir.join("busybox.tar");
+    let st = Command::new("tar")
+        .args([
+            "-C",
+            &root.to_string_lossy(),
+            "-cf",
+            &tar.to_string_lossy(),
+            ".",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tar
+}

@@ -1,0 +1,519 @@
+//! End-to-end tests on the lab: real OpenSSH, systemd and dockerd on Debian 12 hosts, and the
+//! real `docker` CLI on the client side. Run with `HOIST_LAB=1` (see README).
+
+mod common;
+
+use std::fs;
+use std::process::{Command, Output};
+
+use common::lab::{self, LabHost, Variant};
+use common::{Sandbox, stderr, stdout};
+
+/// Runs a bash script with the sandbox's environment and hoist on the PATH as `hoist`.
+fn shell(sb: &Sandbox, script: &str) -> Output {
+    let bin = sb.dir.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let link = bin.join("hoist");
+    if !link.exists() {
+        std::os::unix::fs::symlink(common::hoist_bin(), &link).unwrap();
+    }
+    Command::new("bash")
+        .args(["-c", script])
+        .env_clear()
+        .envs(&sb.env)
+        .env("PATH", format!("{}:{}", bin.display(), sb.env["PATH"]))
+        .output()
+        .unwrap()
+}
+
+fn shell_ok(sb: &Sandbox, script: &str) -> String {
+    let out = shell(sb, script);
+    assert!(
+        out.status.success(),
+        "{script}\nstdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+fn create_generic(sb: &Sandbox, host: &LabHost, name: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "create",
+        "-d",
+        "generic",
+        "--generic-ip-address",
+        &host.ip,
+        "--generic-ssh-key",
+        host.key.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.push(name);
+    sb.run(&args)
+}
+
+fn created(sb: &Sandbox, host: &LabHost, name: &str, extra: &[&str]) {
+    let out = create_generic(sb, host, name, extra);
+    assert!(
+        out.status.success(),
+        "create failed:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn ssh_into_a_lab_host_and_run_an_imported_image() {
+    if !lab::enabled("ssh_into_a_lab_host_and_run_an_imported_image") {
+        return;
+    }
+    let host = LabHost::start(Variant::Docker, false);
+    let out = Command::new("ssh")
+        .args([
+            "-i",
+            &host.key_str(),
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=quiet",
+            &format!("root@{}", host.ip),
+            "systemctl is-active ssh docker",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "active\nactive\n", "{}", stderr(&out));
+    let dir = tempfile::tempdir().unwrap();
+    let tar = lab::busybox_tarball(dir.path());
+    let out = Command::new("ssh")
+        .args(["-i", &host.key_str(), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=quiet", &format!("root@{}", host.ip),
+            "docker import - bb:lab >/dev/null && docker run --rm bb:lab /bin/busybox echo hello-from-lab"])
+        .stdin(fs::File::open(&tar).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "hello-from-lab\n", "{}", stderr(&out));
+}
+
+#[test]
+fn generic_on_stock_debian_end_to_end() {
+    if !lab::enabled("generic_on_stock_debian_end_to_end") {
+        return;
+    }
+    let host = LabHost::start(Variant::Docker, false);
+    // Something that must survive provisioning.
+    host.sh("docker volume create keepme >/dev/null");
+    let sb = Sandbox::new();
+    let out = create_generic(
+        &sb,
+        &host,
+        "web",
+        &[
+            "--engine-label",
+            "env=lab",
+            "--engine-insecure-registry",
+            "reg.lab.test:5000",
+        ],
+    );
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let text = stdout(&out);
+    for step in [
+        "Running pre-create checks...",
+        "Creating machine...",
+        "Importing SSH key...",
+        "Detecting operating system of created instance...",
+        "Provisioning with debian...",
+        "Copying certs to the remote machine...",
+        "Setting Docker configuration on the remote daemon...",
+        "Checking connection to Docker...",
+        "Docker is up and running!",
+        "To see how to connect your Docker Client to the Docker Engine running on this virtual machine, run: hoist env web",
+    ] {
+        assert!(text.contains(step), "missing {step:?} in\n{text}");
+    }
+
+    // The real docker CLI through `eval $(hoist env web)`.
+    let info = shell_ok(
+        &sb,
+        "eval $(hoist env web) && docker info --format '{{json .Labels}} {{json .RegistryConfig.IndexConfigs}}'",
+    );
+    assert!(
+        info.contains("\"env=lab\"") && info.contains("\"provider=generic\""),
+        "{info}"
+    );
+    assert!(info.contains("reg.lab.test:5000"), "{info}");
+    let dir = tempfile::tempdir().unwrap();
+    let tar = lab::busybox_tarball(dir.path());
+    let run = shell_ok(
+        &sb,
+        &format!(
+            "eval $(hoist env web) && docker import {} bb:e2e >/dev/null && docker run --rm bb:e2e /bin/busybox echo container-ran",
+            tar.display()
+        ),
+    );
+    assert_eq!(run, "container-ran\n");
+    assert_eq!(
+        shell_ok(
+            &sb,
+            "docker $(hoist config web) volume ls -q --filter name=keepme"
+        ),
+        "keepme\n"
+    );
+
+    // The daemon: the detected /usr/sbin/dockerd, no forced storage driver, key 0600, nothing on 2375.
+    let dropin = host.sh("cat /etc/systemd/system/docker.service.d/10-machine.conf");
+    assert!(
+        dropin.contains("ExecStart=/usr/sbin/dockerd -H tcp://0.0.0.0:2376"),
+        "{dropin}"
+    );
+    assert!(!dropin.contains("--storage-driver"), "{dropin}");
+    assert_eq!(host.sh("stat -c %a /etc/docker/server-key.pem"), "600\n");
+    assert_eq!(host.sh("ss -tln | grep -c ':2375 ' || true"), "0\n");
+    assert_eq!(host.sh("hostname"), "web\n");
+
+    // Refused: plain HTTP, TLS without a client certificate, a client certificate of another CA.
+    let url = format!("https://{}:2376/version", host.ip);
+    let plain = Command::new("curl")
+        .args(["-s", "-m", "5", &format!("http://{}:2376/version", host.ip)])
+        .output()
+        .unwrap();
+    assert!(!stdout(&plain).contains("ApiVersion"), "{}", stdout(&plain));
+    let ca = sb.store_path().join("certs/ca.pem");
+    let no_cert = Command::new("curl")
+        .args(["-s", "-m", "5", "--cacert", ca.to_str().unwrap(), &url])
+        .output()
+        .unwrap();
+    assert!(!no_cert.status.success() && !stdout(&no_cert).contains("ApiVersion"));
+    let other = Sandbox::new();
+    other.ok(&["create", "-d", "none", "--url", "tcp://127.0.0.1:1", "x"]);
+    let foreign = other.store_path().join("certs");
+    let out = Command::new("docker")
+        .args([
+            "--tlsverify",
+            "--tlscacert",
+            ca.to_str().unwrap(),
+            "--tlscert",
+            foreign.join("cert.pem").to_str().unwrap(),
+            "--tlskey",
+            foreign.join("key.pem").to_str().unwrap(),
+            "-H",
+            &format!("tcp://{}:2376", host.ip),
+            "version",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a foreign client certificate was accepted"
+    );
+
+    // ls, status, url, ip.
+    let ls = sb.ok(&[
+        "ls",
+        "--format",
+        "{{.Name}} {{.DriverName}} {{.State}} {{.URL}} {{.DockerVersion}} {{.Error}}",
+    ]);
+    assert!(
+        ls.starts_with(&format!(
+            "web generic Running tcp://{}:2376 v20.10",
+            host.ip
+        )),
+        "{ls}"
+    );
+    assert_eq!(sb.ok(&["status", "web"]), "Running\n");
+    assert_eq!(sb.ok(&["url", "web"]), format!("tcp://{}:2376\n", host.ip));
+    assert_eq!(sb.ok(&["ip", "web"]), format!("{}\n", host.ip));
+
+    // ssh (system ssh with the pinned key, and native), scp both ways.
+    assert_eq!(sb.ok(&["ssh", "web", "echo", "via-ssh"]), "via-ssh\n");
+    assert_eq!(
+        sb.ok(&["--native-ssh", "ssh", "web", "echo via-native"]),
+        "via-native\n"
+    );
+    let local = dir.path().join("payload.txt");
+    fs::write(&local, "payload with spaces\n").unwrap();
+    sb.ok(&["scp", local.to_str().unwrap(), "web:/tmp/payload.txt"]);
+    assert_eq!(host.sh("cat /tmp/payload.txt"), "payload with spaces\n");
+    let back = dir.path().join("back.txt");
+    sb.ok(&["scp", "web:/etc/hostname", back.to_str().unwrap()]);
+    assert_eq!(fs::read_to_string(&back).unwrap(), "web\n");
+    assert!(sb.store_path().join("machines/web/known_hosts").exists());
+
+    // provision and regenerate-certs again: still working, nothing lost.
+    sb.ok(&["provision", "web"]);
+    sb.ok(&["regenerate-certs", "-f", "web"]);
+    assert_eq!(
+        shell_ok(
+            &sb,
+            "eval $(hoist env web) && docker volume ls -q --filter name=keepme"
+        ),
+        "keepme\n"
+    );
+    assert_eq!(
+        shell_ok(
+            &sb,
+            "eval $(hoist env web) && docker images -q bb:e2e | wc -l"
+        ),
+        "1\n"
+    );
+
+    // A reboot brings the TLS daemon back.
+    let out = sb.run(&["restart", "web"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("Restarted machines may have new IP addresses."));
+    assert_eq!(
+        shell_ok(
+            &sb,
+            "eval $(hoist env web) && docker run --rm bb:e2e /bin/busybox echo after-reboot"
+        ),
+        "after-reboot\n"
+    );
+
+    // rm leaves the remote host alone.
+    sb.ok(&["rm", "-y", "web"]);
+    assert!(!sb.store_path().join("machines/web").exists());
+    assert_eq!(host.sh("systemctl is-active docker"), "active\n");
+}
+
+#[test]
+fn a_changed_host_key_is_refused_until_retrusted() {
+    if !lab::enabled("a_changed_host_key_is_refused_until_retrusted") {
+        return;
+    }
+    let host = LabHost::start(Variant::Docker, false);
+    let sb = Sandbox::new();
+    created(&sb, &host, "pinned", &[]);
+    let pinned = sb.ok(&["inspect", "pinned", "-f", "{{.Hoist.SSHHostKey}}"]);
+    assert!(pinned.starts_with("ssh-"), "{pinned}");
+    host.sh("rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh");
+    let before = sb.snapshot();
+    let err = sb.fails(&["provision", "pinned"]);
+    assert!(
+        err.contains("SSH host key")
+            && err.contains("has changed")
+            && err.contains("pinned SHA256:")
+            && err.contains("offered SHA256:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("provision --trust-new-host-key pinned"),
+        "{err}"
+    );
+    let err = sb.fails(&["ssh", "pinned", "true"]);
+    assert!(!err.is_empty());
+    // The failure is recorded; the pinned key is not replaced.
+    assert_eq!(
+        sb.ok(&["inspect", "pinned", "-f", "{{.Hoist.SSHHostKey}}"]),
+        pinned
+    );
+    assert_ne!(
+        sb.snapshot(),
+        before,
+        "the failure is recorded in the machine's record"
+    );
+    sb.ok(&["provision", "--trust-new-host-key", "pinned"]);
+    assert_ne!(
+        sb.ok(&["inspect", "pinned", "-f", "{{.Hoist.SSHHostKey}}"]),
+        pinned
+    );
+    assert_eq!(sb.ok(&["ssh", "pinned", "echo", "ok"]), "ok\n");
+}
+
+#[test]
+fn bare_host_gets_the_distribution_docker() {
+    if !lab::enabled("bare_host_gets_the_distribution_docker") {
+        return;
+    }
+    let host = LabHost::start(Variant::Bare, false);
+    assert_eq!(host.sh("command -v dockerd || echo none"), "none\n");
+    let sb = Sandbox::new();
+    // The install script cannot be reached: the error suggests the distribution's package.
+    let out = create_generic(
+        &sb,
+        &host,
+        "bare1",
+        &["--engine-install-url", "http://127.0.0.1:1/install.sh"],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("--engine-install-method distro"), "{err}");
+    assert_eq!(
+        sb.ok(&["ls", "--format", "{{.Name}} {{.State}}"]),
+        "bare1 Error\n"
+    );
+    sb.ok(&["rm", "-y", "bare1"]);
+    let out = create_generic(&sb, &host, "bare2", &["--engine-install-method", "distro"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains("Installing Docker..."));
+    assert_eq!(
+        shell_ok(
+            &sb,
+            "eval $(hoist env bare2) && docker info --format '{{.Name}}'"
+        ),
+        "bare2\n"
+    );
+}
+
+#[test]
+fn deploy_user_with_sudo_and_engine_options_with_spaces() {
+    if !lab::enabled("deploy_user_with_sudo_and_engine_options_with_spaces") {
+        return;
+    }
+    let host = LabHost::start(Variant::Docker, true);
+    let sb = Sandbox::new();
+    created(
+        &sb,
+        &host,
+        "deployed",
+        &[
+            "--generic-ssh-user",
+            "deploy",
+            "--engine-label",
+            "note=two words here",
+            "--engine-label",
+            "dollar=$HOME",
+            "--engine-env",
+            "GREETING=hello world $USER 100%",
+            "--engine-opt",
+            "default-ulimit=nofile=1024:2048",
+        ],
+    );
+    let labels = shell_ok(
+        &sb,
+        "eval $(hoist env deployed) && docker info --format '{{json .Labels}}'",
+    );
+    assert!(labels.contains("\"note=two words here\""), "{labels}");
+    assert!(labels.contains("\"dollar=$HOME\""), "{labels}");
+    let env = host.sh("tr '\\0' '\\n' < /proc/$(pidof dockerd)/environ | grep ^GREETING=");
+    assert_eq!(env, "GREETING=hello world $USER 100%\n");
+    let cmdline = host.sh("tr '\\0' ' ' < /proc/$(pidof dockerd)/cmdline");
+    assert!(
+        cmdline.contains("--default-ulimit=nofile=1024:2048"),
+        "{cmdline}"
+    );
+    assert_eq!(sb.ok(&["ssh", "deployed", "whoami"]), "deploy\n");
+}
+
+#[test]
+fn failures_are_clear_recorded_and_leave_the_rest_alone() {
+    if !lab::enabled("failures_are_clear_recorded_and_leave_the_rest_alone") {
+        return;
+    }
+    let host = LabHost::start(Variant::Docker, true);
+    let sb = Sandbox::new();
+    sb.ok(&[
+        "create",
+        "-d",
+        "none",
+        "--url",
+        "tcp://127.0.0.1:1",
+        "bystander",
+    ]);
+    let bystander = fs::read(sb.store_path().join("machines/bystander/config.json")).unwrap();
+    let certs_before: Vec<Vec<u8>> = ["ca.pem", "cert.pem", "key.pem", "ca-key.pem"]
+        .iter()
+        .map(|f| fs::read(sb.store_path().join("certs").join(f)).unwrap())
+        .collect();
+
+    // A key the host does not accept.
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong_key");
+    assert!(
+        Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-f",
+                wrong.to_str().unwrap()
+            ])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = sb.run(&[
+        "create",
+        "-d",
+        "generic",
+        "--generic-ip-address",
+        &host.ip,
+        "--generic-ssh-key",
+        wrong.to_str().unwrap(),
+        "wrongkey",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("SSH authentication as root@"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A key that does not exist: a pre-create error, exit 3, nothing written.
+    let out = sb.run(&[
+        "create",
+        "-d",
+        "generic",
+        "--generic-ip-address",
+        &host.ip,
+        "--generic-ssh-key",
+        "/nonexistent/key",
+        "nokey",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        stderr(&out),
+        "Error with pre-create check: \"SSH key does not exist: \\\"/nonexistent/key\\\"\"\n"
+    );
+    assert!(!sb.store_path().join("machines/nokey").exists());
+
+    // sudo that wants a password.
+    let out = create_generic(&sb, &host, "sudopw", &["--generic-ssh-user", "sudopw"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot use sudo without a password"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A host cut off the network.
+    host.cut();
+    let out = create_generic(&sb, &host, "cutoff", &[]);
+    host.heal();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+
+    // Each failed machine is listed with its error; nothing else changed.
+    let ls = sb.ok(&["ls", "--format", "{{.Name}}|{{.State}}|{{.Error}}"]);
+    let lines: Vec<&str> = ls.lines().collect();
+    assert_eq!(lines.len(), 4, "{ls}");
+    assert!(
+        lines[1].starts_with("cutoff|Error|") && lines[1].contains("cannot reach"),
+        "{ls}"
+    );
+    assert!(
+        lines[2].starts_with("sudopw|Error|") && lines[2].contains("sudo"),
+        "{ls}"
+    );
+    assert!(
+        lines[3].starts_with("wrongkey|Error|") && lines[3].contains("authentication"),
+        "{ls}"
+    );
+    assert_eq!(
+        fs::read(sb.store_path().join("machines/bystander/config.json")).unwrap(),
+        bystander
+    );
+    let certs_after: Vec<Vec<u8>> = ["ca.pem", "cert.pem", "key.pem", "ca-key.pem"]
+        .iter()
+        .map(|f| fs::read(sb.store_path().join("certs").join(f)).unwrap())
+        .collect();
+    assert_eq!(certs_before, certs_after);
+
+    // A failed create is retried by provision (here with the right key) and removed by rm.
+    let dir_key = sb.store_path().join("machines/wrongkey");
+    assert!(dir_key.exists());
+    sb.ok(&["rm", "-y", "wrongkey", "sudopw", "cutoff"]);
+    assert_eq!(sb.ok(&["ls", "-q"]), "bystander\n");
+}
