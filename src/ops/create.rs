@@ -177,6 +177,7 @@ pub async fn create(ctx: &Context, opts: &CreateOptions, report: &dyn Reporter) 
     };
 
     let _lock = ctx.store.lock_machine(&opts.name)?;
+    ctx.store.sweep();
     if ctx.store.exists(&opts.name) {
         return Err(crate::store::StoreError::AlreadyExists(opts.name.clone()).into());
     }

@@ -14,7 +14,7 @@ use crate::store::config::Host;
 use crate::store::layout;
 
 /// How long the TLS check of `env` and `config` may take.
-pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `env` options.
 #[derive(Debug, Clone, Default)]
@@ -29,12 +29,16 @@ pub struct EnvOptions {
 
 /// The machine's Docker URL (or its swarm master URL with `swarm`), after a TLS handshake with the
 /// store's client certificate proves the daemon's certificate valid.
+/// The check is one TLS handshake to the recorded URL; no driver is asked anything.
 pub async fn checked_url(host: &Host, driver: &Driver, swarm: bool, check: bool) -> Result<String> {
-    let url = if check {
-        driver.url(CHECK_TIMEOUT).await?
-    } else {
-        driver.recorded_url()?
-    };
+    if let Some(error) = host.failure() {
+        return Err(Error::Other(format!(
+            "machine \"{n}\" is not ready: {error}; retry with '{p} provision {n}' or remove it with '{p} rm {n}'",
+            n = host.name,
+            p = crate::context::program_name()
+        )));
+    }
+    let url = driver.recorded_url()?;
     let url = if swarm {
         let opts = &host.host_options.swarm_options;
         if !opts.master {

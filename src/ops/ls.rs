@@ -482,22 +482,28 @@ async fn query_host(
             return item;
         }
     };
-    item.state = driver.state(timeout).await;
-    if item.state == State::Running {
-        match driver.recorded_url() {
-            Ok(url) => item.url = url,
-            Err(e) => item.error = e.to_string(),
+    // A daemon that answers over TLS proves the machine running; only when it does not is the
+    // driver asked (for generic, a probe of the SSH port).
+    let url = driver.recorded_url().unwrap_or_default();
+    let version = match (&engine, url.is_empty()) {
+        (_, true) => Err(String::new()),
+        (Ok(client), false) => client.version(&url).await.map_err(|e| e.to_string()),
+        (Err(e), false) => Err(e.clone()),
+    };
+    match version {
+        Ok(v) => {
+            item.state = State::Running;
+            item.docker_version = format!("v{v}");
+        }
+        Err(e) => {
+            item.state = driver.state(timeout).await;
+            if item.state == State::Running && !e.is_empty() {
+                item.error = format!("Unable to query docker version: {e}");
+            }
         }
     }
-    if !item.url.is_empty() {
-        let version = match &engine {
-            Ok(client) => client.version(&item.url).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e.clone()),
-        };
-        match version {
-            Ok(v) => item.docker_version = format!("v{v}"),
-            Err(e) => item.error = format!("Unable to query docker version: {e}"),
-        }
+    if item.state == State::Running {
+        item.url = url;
         let swarm = &host.host_options.swarm_options;
         item.active_host = item.url == docker_host;
         item.active_swarm =

@@ -187,7 +187,22 @@ impl Store {
             let path = path.to_path_buf();
             move |source| StoreError::Write { path, source }
         };
-        fsutil::create_dir_all(&dir, 0o700).map_err(write_err(&dir))?;
+        let json = to_go_json_pretty(host).map_err(|e| StoreError::Write {
+            path: dir.clone(),
+            source: io::Error::other(e),
+        })?;
+        if !dir.is_dir() {
+            // A new machine appears whole: its directory is built aside and renamed into place.
+            let machines = self.machines_dir();
+            fsutil::create_dir_all(&machines, 0o700).map_err(write_err(&machines))?;
+            let staging = machines.join(format!(".{}.new{}", host.name, std::process::id()));
+            let _ = fs::remove_dir_all(&staging);
+            fsutil::create_dir_all(&staging, 0o700).map_err(write_err(&staging))?;
+            let staged = staging.join(layout::CONFIG_JSON);
+            fsutil::write_atomic(&staged, &json, 0o600).map_err(write_err(&staged))?;
+            fs::rename(&staging, &dir).map_err(write_err(&dir))?;
+            return fsutil::sync_dir(&machines).map_err(write_err(&machines));
+        }
         let path = self.config_path(&host.name);
         if let Ok(old) = fs::read(&path) {
             let old_version = serde_json::from_slice::<serde_json::Value>(&old)
@@ -198,10 +213,6 @@ impl Store {
                 fsutil::write_atomic(&bak, &old, 0o600).map_err(write_err(&bak))?;
             }
         }
-        let json = to_go_json_pretty(host).map_err(|e| StoreError::Write {
-            path: path.clone(),
-            source: io::Error::other(e),
-        })?;
         fsutil::write_atomic(&path, &json, 0o600).map_err(write_err(&path))
     }
 
@@ -225,22 +236,30 @@ impl Store {
             Err(e) => return Err(write_err(e)),
         }
         fsutil::sync_dir(&self.machines_dir()).map_err(write_err)?;
-        fs::remove_dir_all(&trash).map_err(write_err)
+        match fs::remove_dir_all(&trash) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(write_err(e)),
+            _ => Ok(()),
+        }
     }
 
-    /// Removes what interrupted writes and removals left behind in the store's directories
-    /// (temporary files, renamed-away machine directories). Needs the store-wide lock.
+    /// Removes machine directories that a killed command left aside: `machines/.NAME.removingPID`
+    /// (an `rm`) and `machines/.NAME.newPID` (a first save), of processes that no longer exist.
     pub fn sweep(&self) {
-        let machines = self.machines_dir();
-        if let Ok(entries) = fs::read_dir(&machines) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().to_string();
-                if name.starts_with('.') && name.contains(".removing") {
-                    let _ = fs::remove_dir_all(entry.path());
-                }
+        let Ok(entries) = fs::read_dir(self.machines_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let pid = name
+                .strip_prefix('.')
+                .and_then(|n| n.rsplit_once(".removing").or_else(|| n.rsplit_once(".new")))
+                .and_then(|(_, pid)| pid.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && !Path::new("/proc").join(pid.to_string()).exists()
+            {
+                let _ = fs::remove_dir_all(entry.path());
             }
         }
-        fsutil::remove_stale_temporaries(&self.certs_dir());
     }
 
     /// Takes the lock of one machine (blocking), held by every command that changes it.

@@ -1,8 +1,8 @@
-//! `status`: print the state of a machine.
+//! `status`: print the state of machines, one line each in the order given.
 
 use hoist::context::Context;
 use hoist::error::Result;
-use hoist::ops::machine;
+use hoist::ops::{self, machine};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -10,7 +10,12 @@ pub struct Args {
 }
 
 pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
-    let name = super::target_one(ctx, args.names)?;
-    println!("{}", machine::status(ctx, &name).await?);
-    Ok(0)
+    let names = super::target_names(ctx, args.names)?;
+    let ctx2 = ctx.clone();
+    let results = ops::for_each_machine(&names, move |name| {
+        let ctx = ctx2.clone();
+        async move { machine::status(&ctx, &name).await.map(|s| s.to_string()) }
+    })
+    .await;
+    super::print_each(results)
 }
