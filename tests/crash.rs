@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::fs;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,33 +27,6 @@ impl Rng {
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0 % bound
-    }
-}
-
-/// Checks the whole store: every record parses and loads, every PEM file is complete, and the
-/// client certificate (when both exist) verifies against the CA.
-pub fn check_store(sb: &Sandbox) {
-    let store = sb.store();
-    for name in store.list().unwrap() {
-        let path = store.machine_dir(&name).join("config.json");
-        // A machine directory exists only once its record was written completely.
-        let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        serde_json::from_slice::<serde_json::Value>(&bytes)
-            .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
-        store.load(&name).unwrap_or_else(|e| panic!("{name}: {e}"));
-    }
-    let certs = store.certs_dir();
-    for file in ["ca.pem", "cert.pem"] {
-        let p = certs.join(file);
-        if p.exists() {
-            hoist::cert::parse_cert(&p, &fs::read(&p).unwrap()).unwrap_or_else(|e| panic!("{e}"));
-        }
-    }
-    for file in ["ca-key.pem", "key.pem"] {
-        let p = certs.join(file);
-        if p.exists() {
-            hoist::cert::load_key_pair(&p).unwrap_or_else(|e| panic!("{e}"));
-        }
     }
 }
 
@@ -106,7 +78,7 @@ fn sigkill_during_create_and_rm_never_corrupts_the_store() {
             }
             let _ = child.wait();
         }
-        check_store(&sb);
+        common::check_store(&sb);
     }
     // No lock is left behind: the next commands run at once, and a full create works.
     let started = Instant::now();
@@ -117,7 +89,7 @@ fn sigkill_during_create_and_rm_never_corrupts_the_store() {
         sb.ok(&["rm", "-f", &name]);
     }
     assert!(started.elapsed() < Duration::from_secs(10));
-    check_store(&sb);
+    common::check_store(&sb);
     // The client certificate verifies against the CA: a TLS daemon signed by it accepts it.
     let daemon = common::FakeDaemon::start(&sb, "1.0", common::Behaviour::Answer);
     sb.ok(&["create", "-d", "none", "--url", &daemon.url(), "final"]);

@@ -517,3 +517,122 @@ fn failures_are_clear_recorded_and_leave_the_rest_alone() {
     sb.ok(&["rm", "-y", "wrongkey", "sudopw", "cutoff"]);
     assert_eq!(sb.ok(&["ls", "-q"]), "bystander\n");
 }
+
+#[test]
+fn eight_parallel_creates_on_eight_hosts() {
+    if !lab::enabled("eight_parallel_creates_on_eight_hosts") {
+        return;
+    }
+    let hosts = LabHost::start_many(8, Variant::Docker, false);
+    let sb = Sandbox::new();
+    let children: Vec<_> = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            Command::new(common::hoist_bin())
+                .args([
+                    "create",
+                    "-d",
+                    "generic",
+                    "--generic-ip-address",
+                    &h.ip,
+                    "--generic-ssh-key",
+                    &h.key_str(),
+                    &format!("p{i}"),
+                ])
+                .env_clear()
+                .envs(&sb.env)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut ca_created = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+        ca_created += stdout(&out).matches("Creating CA:").count();
+    }
+    assert_eq!(ca_created, 1);
+    let ls = sb.ok(&["ls", "--format", "{{.State}} {{.DockerVersion}}"]);
+    assert_eq!(
+        ls.lines()
+            .filter(|l| l.starts_with("Running v20.10"))
+            .count(),
+        8,
+        "{ls}"
+    );
+    // Commands over several machines run concurrently and answer for each.
+    let names: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
+    let mut args = vec!["ip"];
+    args.extend(names.iter().map(String::as_str));
+    let ips: Vec<String> = hosts.iter().map(|h| format!("{}\n", h.ip)).collect();
+    assert_eq!(sb.ok(&args), ips.concat());
+    let mut args = vec!["status"];
+    args.extend(names.iter().map(String::as_str));
+    assert_eq!(sb.ok(&args), "Running\n".repeat(8));
+    let mut args = vec!["status", "p0", "ghost"];
+    let out = sb.run(&args);
+    assert!(!out.status.success());
+    assert_eq!(stdout(&out), "Running\n");
+    assert!(stderr(&out).starts_with("Docker machine \"ghost\" does not exist."));
+    args = vec!["provision", "p1", "p2", "p3"];
+    let out = sb.run(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("(p2) Docker is up and running!"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn sigkill_during_provision_and_regenerate_certs() {
+    if !lab::enabled("sigkill_during_provision_and_regenerate_certs") {
+        return;
+    }
+    let host = LabHost::start(Variant::Docker, false);
+    let sb = Sandbox::new();
+    created(&sb, &host, "k", &[]);
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    for round in 0..6 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = std::time::Duration::from_millis(100 + (seed >> 33) % 1500);
+        let args: &[&str] = if round % 2 == 0 {
+            &["provision", "k"]
+        } else {
+            &["regenerate-certs", "-f", "k"]
+        };
+        let mut child = Command::new(common::hoist_bin())
+            .args(args)
+            .env_clear()
+            .envs(&sb.env)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        // SAFETY: SIGKILL to our own child.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGKILL);
+        }
+        let _ = child.wait();
+        common::check_store(&sb);
+    }
+    // No lock blocks the next command, and the machine comes back fully.
+    let out = sb.run(&["provision", "k"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        shell_ok(
+            &sb,
+            "eval $(hoist env k) && docker info --format '{{.Name}}'"
+        ),
+        "k\n"
+    );
+}

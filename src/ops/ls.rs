@@ -21,8 +21,8 @@ use crate::store::{LoadedHost, Store};
 /// docker-machine's default `ls` format.
 pub const DEFAULT_FORMAT: &str = "table {{ .Name }}\t{{ .Active }}\t{{ .DriverName}}\t{{ .State }}\t{{ .URL }}\t{{ .Swarm }}\t{{ .DockerVersion }}\t{{ .Error}}";
 
-/// How many hosts are queried at once.
-pub const MAX_CONCURRENT_QUERIES: usize = 256;
+/// How many hosts are queried at once (each query holds one socket).
+pub const MAX_CONCURRENT_QUERIES: usize = 512;
 
 /// `ls` filters: values of one key are OR-ed, different keys AND-ed.
 #[derive(Debug, Default, Clone)]
@@ -360,6 +360,7 @@ pub async fn query_all(
     let docker_host = Context::docker_host();
     let clients = TlsClients::default();
     let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_QUERIES));
+    let deadline = tokio::time::Instant::now() + timeout;
     let mut tasks = Vec::new();
     let mut items = Vec::new();
     for (name, host) in loaded {
@@ -384,15 +385,20 @@ pub async fn query_all(
         let docker_host = docker_host.clone();
         let lock_free = store.lock_is_free(&host.name);
         tasks.push(tokio::spawn(async move {
-            let _permit = limit.acquire_owned().await;
-            let started = Instant::now();
             let name = host.name.clone();
             let driver_name = host.driver_name.clone();
-            let query = query_host(host, engine, timeout, &docker_host, lock_free);
-            match tokio::time::timeout(timeout, query).await {
+            // The timeout runs from the start of `ls` for every host, waiting for a slot
+            // included: `ls --timeout N` ends within N seconds however many hosts hang.
+            let query = async {
+                let _permit = limit.acquire_owned().await;
+                let started = Instant::now();
+                let mut item = query_host(host, engine, timeout, &docker_host, lock_free).await;
+                item.response_time = started.elapsed();
+                item
+            };
+            match tokio::time::timeout_at(deadline, query).await {
                 Ok(mut item) => {
                     item.swarm = swarm;
-                    item.response_time = started.elapsed();
                     item
                 }
                 Err(_) => ListItem::timed_out(&name, &driver_name, timeout),

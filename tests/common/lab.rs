@@ -72,6 +72,11 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 impl LabHost {
     /// Starts a host; `users` adds `deploy` (passwordless sudo) and `sudopw` (sudo with a password).
     pub fn start(variant: Variant, users: bool) -> LabHost {
+        Self::start_many(1, variant, users).remove(0)
+    }
+
+    /// Starts `n` hosts at once.
+    pub fn start_many(n: usize, variant: Variant, users: bool) -> Vec<LabHost> {
         let prefix = format!(
             "hoist-t{}-{}-",
             std::process::id(),
@@ -81,7 +86,8 @@ impl LabHost {
             Variant::Docker => "docker",
             Variant::Bare => "bare",
         };
-        let mut args = vec!["up", "1", "--variant", v, "--prefix", &prefix];
+        let count = n.to_string();
+        let mut args = vec!["up", &count, "--variant", v, "--prefix", &prefix];
         if users {
             args.push("--users");
         }
@@ -91,18 +97,25 @@ impl LabHost {
             "lab up failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let line = String::from_utf8_lossy(&out.stdout)
+        let hosts: Vec<LabHost> = String::from_utf8_lossy(&out.stdout)
             .lines()
-            .last()
-            .unwrap_or("")
-            .to_string();
-        let json: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("bad lab line {line:?}: {e}"));
-        LabHost {
-            name: json["name"].as_str().unwrap().into(),
-            ip: json["ip"].as_str().unwrap().into(),
-            key: json["key"].as_str().unwrap().into(),
-        }
+            .map(|line| {
+                let json: serde_json::Value = serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("bad lab line {line:?}: {e}"));
+                LabHost {
+                    name: json["name"].as_str().unwrap().into(),
+                    ip: json["ip"].as_str().unwrap().into(),
+                    key: json["key"].as_str().unwrap().into(),
+                }
+            })
+            .collect();
+        assert_eq!(
+            hosts.len(),
+            n,
+            "lab up started {} hosts, not {n}",
+            hosts.len()
+        );
+        hosts
     }
 
     /// Runs a command on the host as root (through the engine, not SSH).

@@ -2,6 +2,8 @@
 //! that demands the store's client certificate, as dockerd with `--tlsverify` does.
 #![allow(dead_code)]
 
+pub mod lab;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -292,4 +294,30 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).to_string()
 }
-pub mod lab;
+
+/// Checks the whole store: every record parses and loads, every PEM file is complete, and the
+/// client certificate (when both exist) verifies against the CA.
+pub fn check_store(sb: &Sandbox) {
+    let store = sb.store();
+    for name in store.list().unwrap() {
+        let path = store.machine_dir(&name).join("config.json");
+        // A machine directory exists only once its record was written completely.
+        let bytes = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()));
+        store.load(&name).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let certs = store.certs_dir();
+    for file in ["ca.pem", "cert.pem"] {
+        let p = certs.join(file);
+        if p.exists() {
+            hoist::cert::parse_cert(&p, &fs::read(&p).unwrap()).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    for file in ["ca-key.pem", "key.pem"] {
+        let p = certs.join(file);
+        if p.exists() {
+            hoist::cert::load_key_pair(&p).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}

@@ -110,6 +110,21 @@ fn debug_requested(args: &[String]) -> Result<bool, String> {
     Ok(debug)
 }
 
+/// Raises the soft open-files limit to the hard one: `ls` over a fleet holds hundreds of sockets.
+fn raise_open_files_limit() {
+    // SAFETY: getrlimit/setrlimit on a stack rlimit struct.
+    unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            let target = limit.rlim_max.min(65536);
+            if target > limit.rlim_cur {
+                limit.rlim_cur = target;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            }
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let prog = program_name(args.first().map(String::as_str).unwrap_or("hoist"));
@@ -156,6 +171,7 @@ fn main() -> ExitCode {
         ),
     );
 
+    raise_open_files_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
