@@ -913,30 +913,14 @@ fn sixteen_parallel_creates_share_one_ca_in_three_trials() {
         let sb = Sandbox::new();
         let children: Vec<_> = (0..16)
             .map(|i| {
-                std::process::Command::new(common::hoist_bin())
-                    .args([
-                        "create",
-                        "-d",
-                        "none",
-                        "--url",
-                        "tcp://127.0.0.1:1",
-                        &format!("m{i}"),
-                    ])
-                    .env_clear()
-                    .envs(&sb.env)
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap()
+                let name = format!("m{i}");
+                sb.spawn(
+                    &["create", "-d", "none", "--url", "tcp://127.0.0.1:1", &name],
+                    true,
+                )
             })
             .collect();
-        let mut ca_lines = 0;
-        for child in children {
-            let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "{}", stderr(&out));
-            ca_lines += stdout(&out).matches("Creating CA:").count();
-        }
-        assert_eq!(ca_lines, 1);
+        assert_eq!(common::wait_all_creating_one_ca(children), 1);
         assert_eq!(sb.ok(&["ls", "-q"]).lines().count(), 16);
         // The client certificate verifies against the CA: a TLS daemon signed by it accepts it.
         let daemon = FakeDaemon::start(&sb, "1.0", Behaviour::Answer);

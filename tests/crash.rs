@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::Sandbox;
@@ -30,18 +29,6 @@ impl Rng {
     }
 }
 
-fn spawn(sb: &Sandbox, args: &[&str]) -> std::process::Child {
-    Command::new(common::hoist_bin())
-        .args(args)
-        .env_clear()
-        .envs(&sb.env)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn sigkill_during_create_and_rm_never_corrupts_the_store() {
     let mut rng = Rng::new();
@@ -54,30 +41,15 @@ fn sigkill_during_create_and_rm_never_corrupts_the_store() {
         for i in 0..4 {
             let name = format!("m{}", rng.next(6));
             let child = if rng.next(3) == 0 {
-                spawn(&sb, &["rm", "-f", &name])
+                sb.spawn(&["rm", "-f", &name], false)
             } else {
-                spawn(
-                    &sb,
-                    &[
-                        "create",
-                        "-d",
-                        "none",
-                        "--url",
-                        &format!("tcp://127.0.0.1:{}", 1 + i),
-                        &name,
-                    ],
-                )
+                let url = format!("tcp://127.0.0.1:{}", 1 + i);
+                sb.spawn(&["create", "-d", "none", "--url", &url, &name], false)
             };
             children.push(child);
         }
         std::thread::sleep(Duration::from_micros(rng.next(25_000)));
-        for mut child in children {
-            // SAFETY: sending SIGKILL to our own child process.
-            unsafe {
-                libc::kill(child.id() as i32, libc::SIGKILL);
-            }
-            let _ = child.wait();
-        }
+        children.into_iter().for_each(common::kill9);
         common::check_store(&sb);
     }
     // No lock is left behind: the next commands run at once, and a full create works.

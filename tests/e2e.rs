@@ -529,32 +529,23 @@ fn eight_parallel_creates_on_eight_hosts() {
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            Command::new(common::hoist_bin())
-                .args([
+            let (name, key) = (format!("p{i}"), h.key_str());
+            sb.spawn(
+                &[
                     "create",
                     "-d",
                     "generic",
                     "--generic-ip-address",
                     &h.ip,
                     "--generic-ssh-key",
-                    &h.key_str(),
-                    &format!("p{i}"),
-                ])
-                .env_clear()
-                .envs(&sb.env)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+                    &key,
+                    &name,
+                ],
+                true,
+            )
         })
         .collect();
-    let mut ca_created = 0;
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-        ca_created += stdout(&out).matches("Creating CA:").count();
-    }
-    assert_eq!(ca_created, 1);
+    assert_eq!(common::wait_all_creating_one_ca(children), 1);
     let ls = sb.ok(&["ls", "--format", "{{.State}} {{.DockerVersion}}"]);
     assert_eq!(
         ls.lines()
@@ -609,20 +600,9 @@ fn sigkill_during_provision_and_regenerate_certs() {
         } else {
             &["regenerate-certs", "-f", "k"]
         };
-        let mut child = Command::new(common::hoist_bin())
-            .args(args)
-            .env_clear()
-            .envs(&sb.env)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let child = sb.spawn(args, false);
         std::thread::sleep(delay);
-        // SAFETY: SIGKILL to our own child.
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGKILL);
-        }
-        let _ = child.wait();
+        common::kill9(child);
         common::check_store(&sb);
     }
     // No lock blocks the next command, and the machine comes back fully.

@@ -89,6 +89,23 @@ impl Sandbox {
         cmd.stdin(Stdio::null()).output().unwrap()
     }
 
+    /// Starts hoist in the background; `capture` keeps its output for `wait_with_output`.
+    pub fn spawn(&self, args: &[&str], capture: bool) -> std::process::Child {
+        let out = || {
+            if capture {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            }
+        };
+        self.command(&hoist_bin(), args)
+            .stdin(Stdio::null())
+            .stdout(out())
+            .stderr(out())
+            .spawn()
+            .unwrap()
+    }
+
     /// Runs hoist with `input` on stdin.
     pub fn run_with_input(&self, args: &[&str], input: &str) -> Output {
         let mut child = self
@@ -320,4 +337,24 @@ pub fn check_store(sb: &Sandbox) {
             hoist::cert::load_key_pair(&p).unwrap_or_else(|e| panic!("{e}"));
         }
     }
+}
+
+/// Waits for commands that must all succeed; returns how many of them created the CA.
+pub fn wait_all_creating_one_ca(children: Vec<std::process::Child>) -> usize {
+    let mut created = 0;
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+        created += stdout(&out).matches("Creating CA:").count();
+    }
+    created
+}
+
+/// Kills a child with SIGKILL and reaps it.
+pub fn kill9(mut child: std::process::Child) {
+    // SAFETY: sending SIGKILL to our own child process.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    let _ = child.wait();
 }
