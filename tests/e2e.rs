@@ -485,6 +485,38 @@ fn failures_are_clear_recorded_and_leave_the_rest_alone() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
 
+    // A daemon that cannot start with the options asked for: the error carries its journal.
+    let out = create_generic(
+        &sb,
+        &host,
+        "badopt",
+        &["--engine-opt", "no-such-daemon-flag=1"],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("did not start with its new configuration"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Last lines of its journal:") && err.contains("no-such-daemon-flag"),
+        "{err}"
+    );
+    sb.ok(&["rm", "-y", "badopt"]);
+
+    // An operating system hoist does not know.
+    host.sh(
+        "rm /etc/os-release && printf 'ID=plan9\\nPRETTY_NAME=\"Plan 9\"\\n' > /etc/os-release",
+    );
+    let out = create_generic(&sb, &host, "plan9", &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unsupported operating system ID \"plan9\" (Plan 9)"),
+        "{}",
+        stderr(&out)
+    );
+    sb.ok(&["rm", "-y", "plan9"]);
+
     // Each failed machine is listed with its error; nothing else changed.
     let ls = sb.ok(&["ls", "--format", "{{.Name}}|{{.State}}|{{.Error}}"]);
     let lines: Vec<&str> = ls.lines().collect();
@@ -615,4 +647,116 @@ fn sigkill_during_provision_and_regenerate_certs() {
         ),
         "k\n"
     );
+}
+
+#[test]
+fn rsa_ecdsa_agent_and_default_keys() {
+    if !lab::enabled("rsa_ecdsa_agent_and_default_keys") {
+        return;
+    }
+    let host = LabHost::start(Variant::Docker, false);
+    let dir = tempfile::tempdir().unwrap();
+    let keygen = |name: &str, args: &[&str]| {
+        let path = dir.path().join(name);
+        let mut cmd = Command::new("ssh-keygen");
+        cmd.args(["-q", "-C", name, "-f", path.to_str().unwrap()])
+            .args(args);
+        assert!(cmd.status().unwrap().success());
+        let public = fs::read_to_string(path.with_extension("pub")).unwrap();
+        host.sh(&format!(
+            "echo '{}' >> /root/.ssh/authorized_keys",
+            public.trim()
+        ));
+        path
+    };
+    let rsa = keygen("rsa", &["-t", "rsa", "-b", "2048", "-N", ""]);
+    let ecdsa = keygen("ecdsa", &["-t", "ecdsa", "-b", "256", "-N", ""]);
+    let encrypted = keygen("enc", &["-t", "ed25519", "-N", "secret-pass"]);
+    let mut sb = Sandbox::new();
+    for (name, key) in [("rsa", &rsa), ("ecdsa", &ecdsa)] {
+        let out = sb.run(&[
+            "create",
+            "-d",
+            "generic",
+            "--generic-ip-address",
+            &host.ip,
+            "--generic-ssh-key",
+            key.to_str().unwrap(),
+            name,
+        ]);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_eq!(sb.ok(&["ssh", name, "echo", name]), format!("{name}\n"));
+    }
+
+    // An encrypted key, through ssh-agent.
+    let agent_sock = dir.path().join("agent.sock");
+    let agent = Command::new("ssh-agent")
+        .args(["-D", "-a", agent_sock.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    for _ in 0..50 {
+        if agent_sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let askpass = dir.path().join("askpass");
+    fs::write(&askpass, "#!/bin/sh\necho secret-pass\n").unwrap();
+    fs::set_permissions(
+        &askpass,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let added = Command::new("ssh-add")
+        .arg(&encrypted)
+        .env("SSH_AUTH_SOCK", &agent_sock)
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "ssh-add: {}", stderr(&added));
+    sb.set("SSH_AUTH_SOCK", agent_sock.to_str().unwrap());
+    let out = sb.run(&[
+        "create",
+        "-d",
+        "generic",
+        "--generic-ip-address",
+        &host.ip,
+        "--generic-ssh-key",
+        encrypted.to_str().unwrap(),
+        "enc",
+    ]);
+    let mut agent = agent;
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert!(
+        out.status.success(),
+        "encrypted key via agent: {}",
+        stderr(&out)
+    );
+    sb.unset("SSH_AUTH_SOCK");
+
+    // No key given, no agent: the default keys in ~/.ssh; the host's hostname is kept.
+    let ssh_dir = sb.dir.path().join("home/.ssh");
+    fs::create_dir_all(&ssh_dir).unwrap();
+    fs::copy(&rsa, ssh_dir.join("id_rsa")).unwrap();
+    let hostname = host.sh("hostname");
+    let out = sb.run(&[
+        "create",
+        "-d",
+        "generic",
+        "--generic-ip-address",
+        &host.ip,
+        "--generic-keep-hostname",
+        "default",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out)
+            .contains("No SSH key specified. Assuming an existing key at the default location.")
+    );
+    assert_eq!(host.sh("hostname"), hostname);
+    assert_eq!(sb.ok(&["ssh", "default", "echo", "ok"]), "ok\n");
 }

@@ -8,6 +8,7 @@ use rustls::pki_types::ServerName;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -52,7 +53,12 @@ pub fn parse_tcp_url(url: &str) -> Result<(String, u16), EngineError> {
 pub struct EngineClient {
     connector: TlsConnector,
     timeout: Duration,
+    exchanges: Arc<Semaphore>,
 }
+
+/// How many TLS exchanges (handshake and request, the CPU-bound part) run at once by default;
+/// waiting for a TCP connection takes no slot.
+pub const CONCURRENT_EXCHANGES: usize = 16;
 
 impl EngineClient {
     /// A client presenting the store's client certificate and trusting only its CA.
@@ -60,10 +66,22 @@ impl EngineClient {
         EngineClient {
             connector: TlsConnector::from(tls),
             timeout,
+            exchanges: Arc::new(Semaphore::new(CONCURRENT_EXCHANGES)),
         }
     }
 
-    async fn connect(&self, url: &str) -> Result<(TlsStream<TcpStream>, String), EngineError> {
+    /// The same client sharing `exchanges` with others (one bound for a whole `ls`).
+    pub fn with_exchange_limit(mut self, exchanges: Arc<Semaphore>) -> EngineClient {
+        self.exchanges = exchanges;
+        self
+    }
+
+    /// Connects (TCP, then a TLS handshake in an exchange slot); the slot is held by the caller
+    /// for the request that follows.
+    async fn connect(
+        &self,
+        url: &str,
+    ) -> Result<(TlsStream<TcpStream>, String, OwnedSemaphorePermit), EngineError> {
         let (host, port) = parse_tcp_url(url)?;
         let addr = if host.contains(':') {
             format!("[{host}]:{port}")
@@ -84,24 +102,30 @@ impl EngineClient {
         let _ = tcp.set_nodelay(true);
         let name = ServerName::try_from(host.clone())
             .map_err(|e| EngineError::Tls(format!("{host}: {e}")))?;
+        let permit = self
+            .exchanges
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| EngineError::Tls(e.to_string()))?;
         let tls = tokio::time::timeout(self.timeout, self.connector.connect(name, tcp))
             .await
             .map_err(|_| timeout(&addr))?
             .map_err(|e| EngineError::Tls(e.to_string()))?;
-        Ok((tls, addr))
+        Ok((tls, addr, permit))
     }
 
     /// One TLS handshake with client authentication: proves the daemon's certificate is signed by
     /// the CA and valid for the host (what `env` and `config` check).
     pub async fn check_tls(&self, url: &str) -> Result<(), EngineError> {
-        let (mut stream, _) = self.connect(url).await?;
+        let (mut stream, _, _permit) = self.connect(url).await?;
         let _ = stream.shutdown().await;
         Ok(())
     }
 
-    /// `GET path` and the JSON body of a 200 answer.
-    pub async fn get_json(&self, url: &str, path: &str) -> Result<Value, EngineError> {
-        let (mut stream, addr) = self.connect(url).await?;
+    /// `GET path`: the headers and body of a 200 answer.
+    pub async fn get(&self, url: &str, path: &str) -> Result<HttpResponse, EngineError> {
+        let (mut stream, addr, _permit) = self.connect(url).await?;
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: hoist/{}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
             env!("CARGO_PKG_VERSION")
@@ -125,27 +149,55 @@ impl EngineClient {
                 secs: self.timeout.as_secs_f64(),
             })?
             .map_err(|e| tls_or_io(&addr, e))?;
-        let body = parse_http_response(&response).map_err(|detail| EngineError::Protocol {
-            addr: addr.clone(),
-            detail,
-        })?;
-        serde_json::from_slice(&body).map_err(|e| EngineError::Protocol {
-            addr,
+        parse_http_response(&response).map_err(|detail| EngineError::Protocol { addr, detail })
+    }
+
+    /// `GET path` and the JSON body of a 200 answer.
+    pub async fn get_json(&self, url: &str, path: &str) -> Result<Value, EngineError> {
+        let response = self.get(url, path).await?;
+        serde_json::from_slice(&response.body).map_err(|e| EngineError::Protocol {
+            addr: url.to_string(),
             detail: format!("invalid JSON: {e}"),
         })
     }
 
-    /// The daemon's version, e.g. `28.2.2` (from `GET /version`).
+    /// The daemon's version, e.g. `28.2.2`: from the `Server: Docker/<version> (<os>)` header of
+    /// `GET /_ping` (cheap for the daemon), else from `GET /version`.
     pub async fn version(&self, url: &str) -> Result<String, EngineError> {
-        let (_, port) = parse_tcp_url(url)?;
+        let ping = self.get(url, "/_ping").await?;
+        if let Some(version) = ping
+            .header("server")
+            .and_then(|s| s.strip_prefix("Docker/"))
+            .and_then(|s| s.split_whitespace().next())
+            .filter(|v| !v.is_empty())
+        {
+            return Ok(version.to_string());
+        }
         let v = self.get_json(url, "/version").await?;
         v.get("Version")
             .and_then(Value::as_str)
             .map(str::to_string)
             .ok_or_else(|| EngineError::Protocol {
-                addr: format!("{url} (port {port})"),
+                addr: url.to_string(),
                 detail: "no Version in /version".into(),
             })
+    }
+}
+
+/// A 200 answer: its headers (names lower-cased) and its body (de-chunked).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpResponse {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The value of a header (`name` lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -171,8 +223,8 @@ fn tls_or_io(addr: &str, e: std::io::Error) -> EngineError {
     }
 }
 
-/// Splits an HTTP/1.1 response; returns the body of a 200 (de-chunked) or an error with the status.
-pub fn parse_http_response(raw: &[u8]) -> Result<Vec<u8>, String> {
+/// Splits an HTTP/1.1 response; returns a 200 answer, or an error with the status and body.
+pub fn parse_http_response(raw: &[u8]) -> Result<HttpResponse, String> {
     let head_end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -181,15 +233,18 @@ pub fn parse_http_response(raw: &[u8]) -> Result<Vec<u8>, String> {
     let body = &raw[head_end + 4..];
     let mut lines = head.split("\r\n");
     let status_line = lines.next().unwrap_or("");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
     let status: u16 = status_line
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let chunked = lines.any(|l| {
-        let l = l.to_ascii_lowercase();
-        l.starts_with("transfer-encoding:") && l.contains("chunked")
-    });
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
     let body = if chunked {
         dechunk(body)?
     } else {
@@ -199,7 +254,7 @@ pub fn parse_http_response(raw: &[u8]) -> Result<Vec<u8>, String> {
         let text = String::from_utf8_lossy(&body);
         return Err(format!("HTTP {status}: {}", text.trim()));
     }
-    Ok(body)
+    Ok(HttpResponse { headers, body })
 }
 
 fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
@@ -256,10 +311,12 @@ mod tests {
 
     #[test]
     fn http_bodies() {
-        let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
-        assert_eq!(parse_http_response(plain).unwrap(), b"{}");
+        let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: Docker/20.10.24+dfsg1 (linux)\r\n\r\n{}";
+        let r = parse_http_response(plain).unwrap();
+        assert_eq!(r.body, b"{}");
+        assert_eq!(r.header("server"), Some("Docker/20.10.24+dfsg1 (linux)"));
         let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
-        assert_eq!(parse_http_response(chunked).unwrap(), b"{\"a\":1}");
+        assert_eq!(parse_http_response(chunked).unwrap().body, b"{\"a\":1}");
         let err =
             parse_http_response(b"HTTP/1.1 400 Bad Request\r\n\r\nclient version 1.15 is too old")
                 .unwrap_err();

@@ -522,10 +522,20 @@ async fn query_host(
 /// A TLS client for one set of certificate paths, or why it could not be built.
 type ClientOrError = std::result::Result<EngineClient, String>;
 
-/// TLS clients, one per distinct set of certificate paths (normally one for the whole store).
-#[derive(Default)]
+/// TLS clients, one per distinct set of certificate paths (normally one for the whole store),
+/// sharing one bound on concurrent TLS exchanges.
 struct TlsClients {
     by_paths: std::sync::Mutex<HashMap<(String, String, String), ClientOrError>>,
+    exchanges: Arc<Semaphore>,
+}
+
+impl Default for TlsClients {
+    fn default() -> Self {
+        TlsClients {
+            by_paths: Default::default(),
+            exchanges: Arc::new(Semaphore::new(crate::engine::CONCURRENT_EXCHANGES)),
+        }
+    }
 }
 
 impl TlsClients {
@@ -546,7 +556,10 @@ impl TlsClients {
                     client_key: auth.client_key_path.clone().into(),
                 };
                 cert::client_config(&paths)
-                    .map(|tls| EngineClient::new(tls, Duration::from_secs(30)))
+                    .map(|tls| {
+                        EngineClient::new(tls, Duration::from_secs(30))
+                            .with_exchange_limit(self.exchanges.clone())
+                    })
                     .map_err(|e| e.to_string())
             })
             .clone()

@@ -96,13 +96,25 @@ pub fn ssh_options(m: &SshMachine) -> Vec<String> {
         "-o".into(),
         format!("UserKnownHostsFile={}", m.known_hosts.display()),
     ];
-    if let Some(key) = &m.endpoint.key {
-        opts.extend([
+    match &m.endpoint.key {
+        Some(key) => opts.extend([
             "-o".into(),
             "IdentitiesOnly=yes".into(),
             "-i".into(),
             key.display().to_string(),
-        ]);
+        ]),
+        // hoist's default keys are those of $HOME (OpenSSH would look in the passwd home).
+        None => {
+            let home = std::env::var_os("HOME")
+                .map(PathBuf::from)
+                .unwrap_or_default();
+            for name in crate::ssh::DEFAULT_KEYS {
+                let key = home.join(".ssh").join(name);
+                if key.is_file() {
+                    opts.extend(["-i".into(), key.display().to_string()]);
+                }
+            }
+        }
     }
     opts
 }

@@ -377,6 +377,18 @@ pub fn machine_certs(
     ))
 }
 
+/// The last lines of the Docker daemon's journal on the host.
+async fn journal_tail(remote: &Remote<'_>) -> String {
+    remote
+        .root(
+            "journalctl -u docker --no-pager -n 15 -o cat 2>&1 || true",
+            None,
+        )
+        .await
+        .map(|o| o.stdout_text().trim_end().to_string())
+        .unwrap_or_default()
+}
+
 /// Waits until the daemon answers `GET /version` over mutual TLS; on failure the error carries
 /// the last lines of its journal.
 pub async fn wait_for_docker(
@@ -394,21 +406,13 @@ pub async fn wait_for_docker(
             Ok(v) => return Ok(v),
             Err(e) if started.elapsed() >= DOCKER_WAIT => {
                 let journal = match remote {
-                    Some(r) => r
-                        .root(
-                            "journalctl -u docker --no-pager -n 15 -o cat 2>&1 || true",
-                            None,
-                        )
-                        .await
-                        .map(|o| o.stdout_text())
-                        .unwrap_or_default(),
+                    Some(r) => journal_tail(r).await,
                     None => String::new(),
                 };
                 return Err(Error::Other(format!(
-                    "the Docker daemon of machine \"{}\" did not answer over TLS at {url} within {}s: {e}\nLast lines of its journal:\n{}",
+                    "the Docker daemon of machine \"{}\" did not answer over TLS at {url} within {}s: {e}\nLast lines of its journal:\n{journal}",
                     host.name,
                     DOCKER_WAIT.as_secs(),
-                    journal.trim_end()
                 )));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
@@ -494,13 +498,19 @@ async fn provision_with(
     remote
         .upload(systemd::DROPIN_PATH, text.as_bytes(), "644")
         .await?;
-    remote
-        .root_ok(
-            "restarting the Docker daemon",
+    let restart = remote
+        .root(
             "systemctl daemon-reload && systemctl enable docker >/dev/null 2>&1; systemctl restart docker",
             None,
         )
         .await?;
+    if restart.status != 0 {
+        return Err(Error::Other(format!(
+            "the Docker daemon of machine \"{}\" did not start with its new configuration\nLast lines of its journal:\n{}",
+            host.name,
+            journal_tail(remote).await
+        )));
+    }
     report.info("Checking connection to Docker...");
     wait_for_docker(Some(remote), host, &url).await?;
     report.info("Docker is up and running!");

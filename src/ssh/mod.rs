@@ -17,6 +17,7 @@ use russh::keys::{HashAlg, PublicKey};
 
 use crate::driver::SshEndpoint;
 
+pub use keys::DEFAULT_KEYS;
 pub use quote::quote;
 
 /// What can go wrong over SSH.
