@@ -243,6 +243,18 @@ fn generic_on_stock_debian_end_to_end() {
     // provision and regenerate-certs again: still working, nothing lost.
     sb.ok(&["provision", "web"]);
     sb.ok(&["regenerate-certs", "-f", "web"]);
+    let ca_before = fs::read(&ca).unwrap();
+    let out = sb.ok(&["regenerate-certs", "-f", "--client-certs", "web"]);
+    assert!(out.contains("Regenerating local certificates"), "{out}");
+    assert_ne!(
+        fs::read(&ca).unwrap(),
+        ca_before,
+        "--client-certs makes a new CA"
+    );
+    assert_eq!(
+        fs::read(sb.store_path().join("machines/web/ca.pem")).unwrap(),
+        fs::read(&ca).unwrap()
+    );
     assert_eq!(
         shell_ok(
             &sb,

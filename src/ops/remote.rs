@@ -46,25 +46,42 @@ pub async fn provision(
     .map_err(|e| prefixed(name, e))
 }
 
-/// `regenerate-certs`: a new server certificate for the machine's current IP (and, with
-/// `client_certs`, a new CA and client certificate first), installed by a provisioning run.
-pub async fn regenerate_certs(
+/// `regenerate-certs --client-certs`: a new CA and client certificate for the store, made once
+/// before the machines' server certificates. The daemons of machines not named keep trusting the
+/// old CA; the message names them.
+pub fn regenerate_client_certs(
     ctx: &Context,
-    name: &str,
-    client_certs: bool,
+    names: &[String],
     report: &dyn Reporter,
 ) -> Result<()> {
-    if client_certs {
-        let host = ctx.store.load(name)?;
-        let paths = super::cert_paths(&host);
-        report.info("Regenerating local certificates");
+    let paths = cert::CertPaths::in_dir(&ctx.store.certs_dir());
+    report.info("Regenerating local certificates");
+    {
         let _lock = ctx.store.lock_certs()?;
         for file in [&paths.ca_cert, &paths.client_cert] {
             let _ = std::fs::remove_file(file);
         }
-        drop(_lock);
-        cert::bootstrap(&ctx.store, &paths, &Context::username())?;
     }
+    cert::bootstrap(&ctx.store, &paths, &Context::username())?;
+    let others: Vec<String> = ctx
+        .store
+        .list()?
+        .into_iter()
+        .filter(|n| !names.contains(n))
+        .collect();
+    if !others.is_empty() {
+        report.info(&format!(
+            "The CA is new: the daemons of {} still trust the old one; run '{} regenerate-certs -f' for them too",
+            others.join(", "),
+            crate::context::program_name()
+        ));
+    }
+    Ok(())
+}
+
+/// `regenerate-certs`: a new server certificate for the machine's current IP, installed by a
+/// provisioning run (as docker-machine, which re-provisions).
+pub async fn regenerate_certs(ctx: &Context, name: &str, report: &dyn Reporter) -> Result<()> {
     provision(ctx, name, report, ProvisionOptions::default()).await
 }
 

@@ -25,9 +25,11 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
         return Ok(0);
     }
     println!("Regenerating TLS certificates");
-    let client_certs = args.client_certs;
-    super::each_machine(ctx, printer, &names, move |ctx, name, report| async move {
-        remote::regenerate_certs(&ctx, &name, client_certs, report.as_ref()).await
+    if args.client_certs {
+        remote::regenerate_client_certs(ctx, &names, printer)?;
+    }
+    super::each_machine(ctx, printer, &names, |ctx, name, report| async move {
+        remote::regenerate_certs(&ctx, &name, report.as_ref()).await
     })
     .await
 }
