@@ -3,7 +3,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename over the
 /// target, fsync of the directory. A crash leaves either the old file or the new one, never a mix.
@@ -28,34 +28,6 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
-}
-
-/// Writes a file only if it does not exist yet, atomically (link of a complete temporary file), so
-/// that two processes racing to create it end with exactly one complete version.
-/// Returns false when the file already existed.
-pub fn create_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<bool> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.new{}", std::process::id()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
-    file.set_permissions(fs::Permissions::from_mode(mode))?;
-    file.write_all(data)?;
-    file.sync_all()?;
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
-            sync_dir(dir)?;
-            Ok(true)
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 /// fsyncs a directory, so that a rename or unlink in it is durable.
@@ -87,7 +59,6 @@ pub fn remove_stale_temporaries(dir: &Path) {
 #[derive(Debug)]
 pub struct FileLock {
     _file: File,
-    path: PathBuf,
 }
 
 impl FileLock {
@@ -104,15 +75,7 @@ impl FileLock {
             .mode(0o600)
             .open(path)?;
         file.lock()?;
-        Ok(FileLock {
-            _file: file,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(FileLock { _file: file })
     }
 }
 
@@ -135,21 +98,11 @@ mod tests {
     }
 
     #[test]
-    fn create_atomic_keeps_the_first_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("ca.pem");
-        assert!(create_atomic(&p, b"first", 0o644).unwrap());
-        assert!(!create_atomic(&p, b"second", 0o644).unwrap());
-        assert_eq!(fs::read(&p).unwrap(), b"first");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
-    }
-
-    #[test]
     fn lock_is_exclusive_between_handles() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("locks/x.lock");
         let held = FileLock::acquire(&p).unwrap();
-        let other = OpenOptions::new().write(true).open(held.path()).unwrap();
+        let other = OpenOptions::new().write(true).open(&p).unwrap();
         assert!(other.try_lock().is_err());
         drop(held);
         assert!(other.try_lock().is_ok());

@@ -37,6 +37,14 @@ fn shell_ok(sb: &Sandbox, script: &str) -> String {
     stdout(&out)
 }
 
+/// The daemon's name as the real docker CLI reports it after `eval $(hoist env NAME)`.
+fn docker_info_name(sb: &Sandbox, machine: &str) -> String {
+    shell_ok(
+        sb,
+        &format!("eval $(hoist env {machine}) && docker info --format '{{{{.Name}}}}'"),
+    )
+}
+
 fn create_generic(sb: &Sandbox, host: &LabHost, name: &str, extra: &[&str]) -> Output {
     let mut args = vec![
         "create",
@@ -62,37 +70,40 @@ fn created(sb: &Sandbox, host: &LabHost, name: &str, extra: &[&str]) {
     );
 }
 
+/// Runs a command on a lab host with the system ssh and the lab key, `stdin` from a file.
+fn lab_ssh(host: &LabHost, command: &str, stdin: Option<&std::path::Path>) -> Output {
+    let target = format!("root@{}", host.ip);
+    let mut cmd = Command::new("ssh");
+    cmd.args([
+        "-i",
+        &host.key_str(),
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+    ])
+    .args(["-o", "LogLevel=quiet", &target, command]);
+    if let Some(path) = stdin {
+        cmd.stdin(fs::File::open(path).unwrap());
+    }
+    cmd.output().unwrap()
+}
+
 #[test]
 fn ssh_into_a_lab_host_and_run_an_imported_image() {
     if !lab::enabled("ssh_into_a_lab_host_and_run_an_imported_image") {
         return;
     }
     let host = LabHost::start(Variant::Docker, false);
-    let out = Command::new("ssh")
-        .args([
-            "-i",
-            &host.key_str(),
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=quiet",
-            &format!("root@{}", host.ip),
-            "systemctl is-active ssh docker",
-        ])
-        .output()
-        .unwrap();
+    let out = lab_ssh(&host, "systemctl is-active ssh docker", None);
     assert_eq!(stdout(&out), "active\nactive\n", "{}", stderr(&out));
     let dir = tempfile::tempdir().unwrap();
     let tar = lab::busybox_tarball(dir.path());
-    let out = Command::new("ssh")
-        .args(["-i", &host.key_str(), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "LogLevel=quiet", &format!("root@{}", host.ip),
-            "docker import - bb:lab >/dev/null && docker run --rm bb:lab /bin/busybox echo hello-from-lab"])
-        .stdin(fs::File::open(&tar).unwrap())
-        .output()
-        .unwrap();
+    let out = lab_ssh(
+        &host,
+        "docker import - bb:lab >/dev/null && docker run --rm bb:lab /bin/busybox echo hello-from-lab",
+        Some(&tar),
+    );
     assert_eq!(stdout(&out), "hello-from-lab\n", "{}", stderr(&out));
 }
 
@@ -358,13 +369,7 @@ fn bare_host_gets_the_distribution_docker() {
     let out = create_generic(&sb, &host, "bare2", &["--engine-install-method", "distro"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("Installing Docker..."));
-    assert_eq!(
-        shell_ok(
-            &sb,
-            "eval $(hoist env bare2) && docker info --format '{{.Name}}'"
-        ),
-        "bare2\n"
-    );
+    assert_eq!(docker_info_name(&sb, "bare2"), "bare2\n");
 }
 
 #[test]
@@ -652,13 +657,7 @@ fn sigkill_during_provision_and_regenerate_certs() {
     // No lock blocks the next command, and the machine comes back fully.
     let out = sb.run(&["provision", "k"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        shell_ok(
-            &sb,
-            "eval $(hoist env k) && docker info --format '{{.Name}}'"
-        ),
-        "k\n"
-    );
+    assert_eq!(docker_info_name(&sb, "k"), "k\n");
 }
 
 #[test]
