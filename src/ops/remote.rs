@@ -15,20 +15,29 @@ use super::Reporter;
 /// How long a rebooting host may take to come back.
 pub const REBOOT_WAIT: Duration = Duration::from_secs(180);
 
-async fn locked<F, Fut>(ctx: &Context, name: &str, action: F) -> Result<()>
-where
-    F: FnOnce(Host) -> Fut,
-    Fut: std::future::Future<Output = (Host, Result<()>)>,
-{
+/// What a locked run does to the machine.
+enum Action {
+    Provision(ProvisionOptions),
+    Restart,
+    Upgrade,
+}
+
+/// Runs an action under the machine's lock and records its outcome (running, or failed with the
+/// error) in the machine's record.
+async fn locked(ctx: &Context, name: &str, report: &dyn Reporter, action: Action) -> Result<()> {
     let _lock = ctx.store.lock_machine(name)?;
-    let host = ctx.store.load(name)?;
-    let (mut host, result) = action(host).await;
+    let mut host = ctx.store.load(name)?;
+    let result = match action {
+        Action::Provision(opts) => provision::provision(ctx, &mut host, report, opts).await,
+        Action::Restart => restart_host(ctx, &mut host, report).await,
+        Action::Upgrade => upgrade_host(ctx, &mut host, report).await,
+    };
     match &result {
         Ok(()) => host.set_lifecycle(Lifecycle::Running, ""),
         Err(e) => host.set_lifecycle(Lifecycle::Failed, &e.to_string()),
     }
     ctx.store.save(&host)?;
-    result
+    result.map_err(|e| prefixed(name, e))
 }
 
 /// `provision`: provisions a machine again (also retries a failed create).
@@ -38,12 +47,7 @@ pub async fn provision(
     report: &dyn Reporter,
     opts: ProvisionOptions,
 ) -> Result<()> {
-    locked(ctx, name, |mut host| async move {
-        let result = provision::provision(ctx, &mut host, report, opts).await;
-        (host, result)
-    })
-    .await
-    .map_err(|e| prefixed(name, e))
+    locked(ctx, name, report, Action::Provision(opts)).await
 }
 
 /// `regenerate-certs --client-certs`: a new CA and client certificate for the store, made once
@@ -96,12 +100,7 @@ fn prefixed(name: &str, e: Error) -> Error {
 
 /// `restart`: reboots a generic host over SSH and waits for its daemon to answer again.
 pub async fn restart(ctx: &Context, name: &str, report: &dyn Reporter) -> Result<()> {
-    locked(ctx, name, |mut host| async move {
-        let result = restart_host(ctx, &mut host, report).await;
-        (host, result)
-    })
-    .await
-    .map_err(|e| prefixed(name, e))
+    locked(ctx, name, report, Action::Restart).await
 }
 
 async fn restart_host(ctx: &Context, host: &mut Host, report: &dyn Reporter) -> Result<()> {
@@ -141,12 +140,7 @@ async fn restart_host(ctx: &Context, host: &mut Host, report: &dyn Reporter) -> 
 
 /// `upgrade`: upgrades the distribution's Docker package and restarts the daemon.
 pub async fn upgrade(ctx: &Context, name: &str, report: &dyn Reporter) -> Result<()> {
-    locked(ctx, name, |mut host| async move {
-        let result = upgrade_host(ctx, &mut host, report).await;
-        (host, result)
-    })
-    .await
-    .map_err(|e| prefixed(name, e))
+    locked(ctx, name, report, Action::Upgrade).await
 }
 
 async fn upgrade_host(ctx: &Context, host: &mut Host, report: &dyn Reporter) -> Result<()> {

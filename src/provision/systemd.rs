@@ -74,25 +74,18 @@ pub fn daemon_args(
     args
 }
 
-/// Quotes one word of an `ExecStart=` line: bare when safe, else double-quoted with C escapes;
-/// `%` and `$` are doubled so systemd expands neither.
-fn systemd_word(word: &str) -> String {
-    let safe = !word.is_empty()
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@+".contains(&b));
-    if safe {
-        return word.to_string();
-    }
+/// Double-quotes a value for systemd with C escapes; `%` is doubled (specifiers), and `$` too
+/// where systemd would expand variables (`ExecStart=`, not `Environment=`).
+fn systemd_quoted(value: &str, double_dollar: bool) -> String {
     let mut out = String::from("\"");
-    for c in word.chars() {
+    for c in value.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '%' => out.push_str("%%"),
-            '$' => out.push_str("$$"),
+            '$' if double_dollar => out.push_str("$$"),
             c => out.push(c),
         }
     }
@@ -100,20 +93,17 @@ fn systemd_word(word: &str) -> String {
     out
 }
 
-/// Quotes an `Environment=` assignment (`%` doubled; `$` is not expanded there).
-fn systemd_env(assignment: &str) -> String {
-    let mut out = String::from("\"");
-    for c in assignment.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '%' => out.push_str("%%"),
-            c => out.push(c),
-        }
+/// Quotes one word of an `ExecStart=` line: bare when safe, else quoted (see [`systemd_quoted`]).
+fn systemd_word(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,@+".contains(&b));
+    if safe {
+        word.to_string()
+    } else {
+        systemd_quoted(word, true)
     }
-    out.push('"');
-    out
 }
 
 /// The drop-in's text.
@@ -125,7 +115,10 @@ pub fn dropin(args: &[String], env: &[String]) -> String {
         .join(" ");
     let mut text = format!("[Service]\nExecStart=\nExecStart={exec}\n");
     for assignment in env {
-        text.push_str(&format!("Environment={}\n", systemd_env(assignment)));
+        text.push_str(&format!(
+            "Environment={}\n",
+            systemd_quoted(assignment, false)
+        ));
     }
     text
 }
