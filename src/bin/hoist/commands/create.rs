@@ -191,6 +191,7 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
         install_method: InstallMethod::parse(&args.engine_install_method)?,
     };
     create::create(ctx, &opts, printer).await?;
+    printer.finish();
     println!(
         "To see how to connect your Docker Client to the Docker Engine running on this virtual machine, run: {} env {name}",
         program_name()
