@@ -2,6 +2,7 @@
 //! bound and a per-host timeout, then filtered, sorted and printed through a Go template.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use gotmpl::Value;
 use regex::Regex;
 use tokio::sync::Semaphore;
 
-use crate::cert::{self, CertPaths};
+use crate::cert;
 use crate::context::Context;
 use crate::driver::{Driver, DriverError, State};
 use crate::engine::EngineClient;
@@ -383,7 +384,11 @@ pub async fn query_all(
         let engine = clients.for_host(&host);
         let limit = limit.clone();
         let docker_host = docker_host.clone();
-        let lock_free = store.lock_is_free(&host.name);
+        // Only an unfinished create asks whether its lock is still held (no lock I/O otherwise).
+        let lock_free = !matches!(
+            host.lifecycle(),
+            Lifecycle::Creating | Lifecycle::Provisioning
+        ) || store.lock_is_free(&host.name);
         tasks.push(tokio::spawn(async move {
             let name = host.name.clone();
             let driver_name = host.driver_name.clone();
@@ -525,7 +530,7 @@ type ClientOrError = std::result::Result<EngineClient, String>;
 /// TLS clients, one per distinct set of certificate paths (normally one for the whole store),
 /// sharing one bound on concurrent TLS exchanges.
 struct TlsClients {
-    by_paths: std::sync::Mutex<HashMap<(String, String, String), ClientOrError>>,
+    by_paths: std::sync::Mutex<HashMap<(PathBuf, PathBuf, PathBuf), ClientOrError>>,
     exchanges: Arc<Semaphore>,
 }
 
@@ -540,21 +545,15 @@ impl Default for TlsClients {
 
 impl TlsClients {
     fn for_host(&self, host: &Host) -> ClientOrError {
-        let auth = &host.host_options.auth_options;
+        let paths = super::cert_paths(host);
         let key = (
-            auth.ca_cert_path.clone(),
-            auth.client_cert_path.clone(),
-            auth.client_key_path.clone(),
+            paths.ca_cert.clone(),
+            paths.client_cert.clone(),
+            paths.client_key.clone(),
         );
         let mut map = self.by_paths.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key)
             .or_insert_with(|| {
-                let paths = CertPaths {
-                    ca_cert: auth.ca_cert_path.clone().into(),
-                    ca_key: auth.ca_private_key_path.clone().into(),
-                    client_cert: auth.client_cert_path.clone().into(),
-                    client_key: auth.client_key_path.clone().into(),
-                };
                 cert::client_config(&paths)
                     .map(|tls| {
                         EngineClient::new(tls, Duration::from_secs(30))

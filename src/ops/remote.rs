@@ -98,16 +98,22 @@ fn prefixed(name: &str, e: Error) -> Error {
     }
 }
 
+/// The driver of a machine that `action` reaches over SSH (generic); others refuse the action.
+fn ssh_driver(host: &Host, action: &'static str) -> Result<Driver> {
+    let driver = Driver::for_host(host)?;
+    match driver {
+        Driver::Generic(_) => Ok(driver),
+        _ => Err(driver.unsupported(action).into()),
+    }
+}
+
 /// `restart`: reboots a generic host over SSH and waits for its daemon to answer again.
 pub async fn restart(ctx: &Context, name: &str, report: &dyn Reporter) -> Result<()> {
     locked(ctx, name, report, Action::Restart).await
 }
 
 async fn restart_host(ctx: &Context, host: &mut Host, report: &dyn Reporter) -> Result<()> {
-    let driver = Driver::for_host(host)?;
-    if !matches!(driver, Driver::Generic(_)) {
-        return Err(driver.unsupported("restart").into());
-    }
+    let driver = ssh_driver(host, "restart")?;
     report.info(&format!("Restarting \"{}\"...", host.name));
     {
         let session =
@@ -144,10 +150,7 @@ pub async fn upgrade(ctx: &Context, name: &str, report: &dyn Reporter) -> Result
 }
 
 async fn upgrade_host(ctx: &Context, host: &mut Host, report: &dyn Reporter) -> Result<()> {
-    let driver = Driver::for_host(host)?;
-    if !matches!(driver, Driver::Generic(_)) {
-        return Err(driver.unsupported("upgrade").into());
-    }
+    let driver = ssh_driver(host, "upgrade")?;
     let session = provision::connect(ctx, host, &driver, Duration::from_secs(30), false).await?;
     let remote = Remote::new(session, &host.name, report).await?;
     let result = async {

@@ -105,6 +105,10 @@ impl Store {
             .join(file)
     }
 
+    fn machine_lock_path(&self, name: &str) -> PathBuf {
+        self.lock_path(&format!("{name}.lock"))
+    }
+
     /// Names of all machines, sorted by directory name (docker-machine's `Filestore.List` order).
     pub fn list(&self) -> Result<Vec<String>, StoreError> {
         let dir = self.machines_dir();
@@ -265,13 +269,13 @@ impl Store {
     /// Takes the lock of one machine (blocking), held by every command that changes it.
     pub fn lock_machine(&self, name: &str) -> Result<FileLock, StoreError> {
         validate_name(name)?;
-        let path = self.lock_path(&format!("{name}.lock"));
+        let path = self.machine_lock_path(name);
         FileLock::acquire(&path).map_err(|source| StoreError::Write { path, source })
     }
 
     /// Whether no command currently holds a machine's lock (a create in progress holds it).
     pub fn lock_is_free(&self, name: &str) -> bool {
-        match fs::File::open(self.lock_path(&format!("{name}.lock"))) {
+        match fs::File::open(self.machine_lock_path(name)) {
             Ok(file) => file.try_lock_shared().is_ok(),
             Err(_) => true,
         }
