@@ -4,6 +4,7 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::Ordering;
 
 use common::{Behaviour, FakeDaemon, Sandbox, closed_port, stderr, stdout};
 
@@ -95,6 +96,35 @@ fn ls_default_table_matches_docker_machine() {
         cp = closed.rsplit(':').next().unwrap(),
     );
     assert_eq!(out, expected);
+}
+
+/// `ls` over `records` machines on one fake daemon: checks every row, returns how many
+/// connections the daemon accepted.
+fn ls_over_one_daemon(behaviour: Behaviour, records: usize) -> usize {
+    let sb = Sandbox::new();
+    let daemon = FakeDaemon::start(&sb, "24.0.7", behaviour);
+    for i in 0..records {
+        sb.create_none(&format!("m{i}"), &daemon.url());
+    }
+    let before = daemon.connections.load(Ordering::SeqCst);
+    let out = sb.ok(&["ls", "--format", "{{.State}} {{.DockerVersion}} {{.Error}}"]);
+    assert_eq!(out, "Running v24.0.7 \n".repeat(records));
+    daemon.connections.load(Ordering::SeqCst) - before
+}
+
+#[test]
+fn ls_reuses_connections_to_a_daemon_shared_by_many_records() {
+    // Keep-alive, at most 4 connections to one daemon: not one TLS handshake per record.
+    let made = ls_over_one_daemon(Behaviour::Answer, 40);
+    assert!((1..=4).contains(&made), "{made} connections");
+}
+
+#[test]
+fn ls_copes_with_daemons_that_close_after_each_answer() {
+    // Two requests per record (no Server header in /_ping: /version follows), each on a new
+    // connection once the reused one turns out closed.
+    let made = ls_over_one_daemon(Behaviour::AnswerOnce, 10);
+    assert!(made >= 20, "{made} connections");
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! The Docker Engine API over mutual TLS, as much as hoist needs: a TLS handshake (certificate
 //! check), `GET /_ping` and `GET /version` — unversioned paths, which every daemon answers.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::io::{ErrorKind, Write};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rustls::pki_types::ServerName;
@@ -48,17 +50,69 @@ pub fn parse_tcp_url(url: &str) -> Result<(String, u16), EngineError> {
     Ok((host.to_string(), port))
 }
 
-/// A client for the daemons of a store; its TLS configuration is built once and shared.
+/// A client for the daemons of a store; its TLS configuration is built once and shared, and
+/// so are its idle connections: a later request to the same daemon reuses one (HTTP keep-alive)
+/// instead of making a new TLS handshake.
 #[derive(Clone)]
 pub struct EngineClient {
     connector: TlsConnector,
     timeout: Duration,
     exchanges: Arc<Semaphore>,
+    pool: Arc<Mutex<ConnectionPool>>,
 }
 
 /// How many TLS exchanges (handshake and request, the CPU-bound part) run at once by default;
 /// waiting for a TCP connection takes no slot.
 pub const CONCURRENT_EXCHANGES: usize = 16;
+
+/// How many connections a client opens to one daemon at once (records sharing a URL are served
+/// one after another over them).
+const CONNECTIONS_PER_DAEMON: usize = 4;
+
+/// How many idle connections a client keeps open for reuse, over all daemons.
+const MAX_IDLE_CONNECTIONS: usize = 2 * CONCURRENT_EXCHANGES;
+
+/// Connections by daemon address: a bound on how many are open at once, and the idle ones.
+#[derive(Default)]
+struct ConnectionPool {
+    by_addr: HashMap<String, DaemonConnections>,
+    idle_count: usize,
+}
+
+struct DaemonConnections {
+    slots: Arc<Semaphore>,
+    idle: Vec<TlsStream<TcpStream>>,
+}
+
+impl ConnectionPool {
+    /// The slots for connections to `addr`.
+    fn slots(&mut self, addr: &str) -> Arc<Semaphore> {
+        let daemon = self
+            .by_addr
+            .entry(addr.to_string())
+            .or_insert_with(|| DaemonConnections {
+                slots: Arc::new(Semaphore::new(CONNECTIONS_PER_DAEMON)),
+                idle: Vec::new(),
+            });
+        daemon.slots.clone()
+    }
+
+    fn take(&mut self, addr: &str) -> Option<TlsStream<TcpStream>> {
+        let stream = self.by_addr.get_mut(addr)?.idle.pop()?;
+        self.idle_count -= 1;
+        Some(stream)
+    }
+
+    /// Keeps `stream` for reuse, or closes it (by dropping it) when the pool is full.
+    fn put(&mut self, addr: &str, stream: TlsStream<TcpStream>) {
+        if let Some(daemon) = self.by_addr.get_mut(addr)
+            && self.idle_count < MAX_IDLE_CONNECTIONS
+        {
+            daemon.idle.push(stream);
+            self.idle_count += 1;
+        }
+    }
+}
 
 impl EngineClient {
     /// A client presenting the store's client certificate and trusting only its CA.
@@ -67,6 +121,7 @@ impl EngineClient {
             connector: TlsConnector::from(tls),
             timeout,
             exchanges: Arc::new(Semaphore::new(CONCURRENT_EXCHANGES)),
+            pool: Default::default(),
         }
     }
 
@@ -76,80 +131,127 @@ impl EngineClient {
         self
     }
 
-    /// Connects (TCP, then a TLS handshake in an exchange slot); the slot is held by the caller
-    /// for the request that follows.
-    async fn connect(
-        &self,
-        url: &str,
-    ) -> Result<(TlsStream<TcpStream>, String, OwnedSemaphorePermit), EngineError> {
-        let (host, port) = parse_tcp_url(url)?;
-        let addr = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        let timeout = |addr: &str| EngineError::Timeout {
+    fn timed_out(&self, addr: &str) -> EngineError {
+        EngineError::Timeout {
             addr: addr.to_string(),
             secs: self.timeout.as_secs_f64(),
-        };
-        let tcp = tokio::time::timeout(self.timeout, TcpStream::connect(&addr))
-            .await
-            .map_err(|_| timeout(&addr))?
-            .map_err(|source| EngineError::Connect {
-                addr: addr.clone(),
-                source,
-            })?;
-        let _ = tcp.set_nodelay(true);
-        let name = ServerName::try_from(host.clone())
-            .map_err(|e| EngineError::Tls(format!("{host}: {e}")))?;
-        let permit = self
-            .exchanges
+        }
+    }
+
+    async fn exchange_slot(&self) -> Result<OwnedSemaphorePermit, EngineError> {
+        self.exchanges
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| EngineError::Tls(e.to_string()))?;
-        let tls = tokio::time::timeout(self.timeout, self.connector.connect(name, tcp))
+            .map_err(|e| EngineError::Tls(e.to_string()))
+    }
+
+    /// Connects to `addr` (TCP, then a TLS handshake in an exchange slot, which the caller holds
+    /// for the request that follows). A `GET get_path` request is queued before the handshake so
+    /// that it leaves with the client's Finished message: one write and one read less for the
+    /// client and the daemon.
+    async fn connect(
+        &self,
+        host: &str,
+        addr: &str,
+        get_path: Option<&str>,
+    ) -> Result<(TlsStream<TcpStream>, OwnedSemaphorePermit), EngineError> {
+        let tcp = tokio::time::timeout(self.timeout, TcpStream::connect(addr))
             .await
-            .map_err(|_| timeout(&addr))?
+            .map_err(|_| self.timed_out(addr))?
+            .map_err(|source| EngineError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let name = ServerName::try_from(host.to_string())
+            .map_err(|e| EngineError::Tls(format!("{host}: {e}")))?;
+        let permit = self.exchange_slot().await?;
+        let queue_request = |conn: &mut rustls::ClientConnection| {
+            if let Some(path) = get_path {
+                // Plaintext written before the handshake is buffered in memory: cannot fail.
+                let _ = conn.writer().write_all(get_request(path, addr).as_bytes());
+            }
+        };
+        let handshake = self.connector.connect_with(name, tcp, queue_request);
+        let tls = tokio::time::timeout(self.timeout, handshake)
+            .await
+            .map_err(|_| self.timed_out(addr))?
             .map_err(|e| EngineError::Tls(e.to_string()))?;
-        Ok((tls, addr, permit))
+        Ok((tls, permit))
     }
 
     /// One TLS handshake with client authentication: proves the daemon's certificate is signed by
     /// the CA and valid for the host (what `env` and `config` check).
     pub async fn check_tls(&self, url: &str) -> Result<(), EngineError> {
-        let (mut stream, _, _permit) = self.connect(url).await?;
+        let (host, addr) = host_and_addr(url)?;
+        let (mut stream, _permit) = self.connect(&host, &addr, None).await?;
         let _ = stream.shutdown().await;
         Ok(())
     }
 
-    /// `GET path`: the headers and body of a 200 answer.
+    /// `GET path`: the headers and body of a 200 answer. Reuses an idle connection to the same
+    /// daemon when there is one (a new one if the daemon has closed it meanwhile).
     pub async fn get(&self, url: &str, path: &str) -> Result<HttpResponse, EngineError> {
-        let (mut stream, addr, _permit) = self.connect(url).await?;
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: hoist/{}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
-            env!("CARGO_PKG_VERSION")
-        );
+        let (host, addr) = host_and_addr(url)?;
+        let slots = self.pool().slots(&addr);
+        let _connection_slot = slots
+            .acquire_owned()
+            .await
+            .map_err(|e| EngineError::Tls(e.to_string()))?;
+        let idle = self.pool().take(&addr);
+        if let Some(mut stream) = idle {
+            let _permit = self.exchange_slot().await?;
+            let request = get_request(path, &addr);
+            // An error here means the daemon closed the idle connection: a new one below.
+            if let Ok(response) = self.round_trip(&mut stream, &addr, &request).await? {
+                return self.answer(&addr, stream, response);
+            }
+        }
+        let (mut stream, _permit) = self.connect(&host, &addr, Some(path)).await?;
+        let response = self
+            .round_trip(&mut stream, &addr, "")
+            .await?
+            .map_err(|e| tls_or_io(&addr, e))?;
+        self.answer(&addr, stream, response)
+    }
+
+    /// Sends `request` (empty when it was queued with the handshake) and reads the answer, within
+    /// the client's timeout.
+    async fn round_trip(
+        &self,
+        stream: &mut TlsStream<TcpStream>,
+        addr: &str,
+        request: &str,
+    ) -> Result<std::io::Result<(Vec<u8>, bool)>, EngineError> {
         let exchange = async {
             stream.write_all(request.as_bytes()).await?;
-            let mut response = Vec::with_capacity(2048);
-            match stream.read_to_end(&mut response).await {
-                Ok(_) => Ok(response),
-                // Daemons may close without a TLS close_notify; the body is complete by then.
-                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
-                    Ok(response)
-                }
-                Err(e) => Err(e),
-            }
+            stream.flush().await?;
+            read_response(stream).await
         };
-        let response = tokio::time::timeout(self.timeout, exchange)
+        tokio::time::timeout(self.timeout, exchange)
             .await
-            .map_err(|_| EngineError::Timeout {
-                addr: addr.clone(),
-                secs: self.timeout.as_secs_f64(),
-            })?
-            .map_err(|e| tls_or_io(&addr, e))?;
-        parse_http_response(&response).map_err(|detail| EngineError::Protocol { addr, detail })
+            .map_err(|_| self.timed_out(addr))
+    }
+
+    fn pool(&self) -> std::sync::MutexGuard<'_, ConnectionPool> {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Parses a complete answer, keeping the connection for reuse when the daemon allows it.
+    fn answer(
+        &self,
+        addr: &str,
+        stream: TlsStream<TcpStream>,
+        (raw, reusable): (Vec<u8>, bool),
+    ) -> Result<HttpResponse, EngineError> {
+        if reusable {
+            self.pool().put(addr, stream);
+        }
+        parse_http_response(&raw).map_err(|detail| EngineError::Protocol {
+            addr: addr.to_string(),
+            detail,
+        })
     }
 
     /// `GET path` and the JSON body of a 200 answer.
@@ -181,6 +283,132 @@ impl EngineClient {
                 addr: url.to_string(),
                 detail: "no Version in /version".into(),
             })
+    }
+}
+
+/// The host of a `tcp://host:port` URL and the `host:port` address to connect to (`[v6]:port`).
+fn host_and_addr(url: &str) -> Result<(String, String), EngineError> {
+    let (host, port) = parse_tcp_url(url)?;
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    Ok((host, addr))
+}
+
+/// An HTTP/1.1 `GET path` request to the daemon at `addr`.
+fn get_request(path: &str, addr: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: hoist/{}\r\nAccept: application/json\r\n\r\n",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Reads one HTTP answer: until its framing says it is complete, or until the daemon closes the
+/// connection. Returns the bytes and whether the connection can carry another request.
+async fn read_response(stream: &mut TlsStream<TcpStream>) -> std::io::Result<(Vec<u8>, bool)> {
+    let mut raw = Vec::with_capacity(2048);
+    let mut buf = [0u8; 4096];
+    loop {
+        let framing =
+            response_framing(&raw).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))?;
+        if let Framing::Complete { len, reusable } = framing {
+            let exact = raw.len() == len;
+            return Ok((raw, reusable && exact));
+        }
+        let n = match stream.read(&mut buf).await {
+            Ok(n) => n,
+            // Daemons may close without a TLS close_notify.
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => 0,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            return match framing {
+                Framing::UntilClose => Ok((raw, false)),
+                _ => Err(std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "the daemon closed the connection before a complete answer",
+                )),
+            };
+        }
+        raw.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Where an HTTP/1.1 answer ends, as far as `raw` shows.
+#[derive(Debug, PartialEq)]
+enum Framing {
+    /// Not all of it yet.
+    Incomplete,
+    /// No length given: the answer ends when the connection does.
+    UntilClose,
+    /// The first `len` bytes; `reusable` when the connection stays open for another request.
+    Complete { len: usize, reusable: bool },
+}
+
+fn response_framing(raw: &[u8]) -> Result<Framing, String> {
+    let Some(head_end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(Framing::Incomplete);
+    };
+    let head = parse_head(&raw[..head_end])?;
+    let body_start = head_end + 4;
+    let reusable = head.version == "HTTP/1.1"
+        && !head
+            .header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+    let complete = |len| Ok(Framing::Complete { len, reusable });
+    if head.status / 100 == 1 || head.status == 204 || head.status == 304 {
+        return complete(body_start);
+    }
+    if head.chunked() {
+        return Ok(match chunked_length(&raw[body_start..]) {
+            Some(len) => Framing::Complete {
+                len: body_start + len,
+                reusable,
+            },
+            None => Framing::Incomplete,
+        });
+    }
+    match head.header("content-length") {
+        Some(text) => {
+            let len: usize = text
+                .parse()
+                .map_err(|_| format!("bad Content-Length {text:?}"))?;
+            if raw.len() >= body_start + len {
+                complete(body_start + len)
+            } else {
+                Ok(Framing::Incomplete)
+            }
+        }
+        None => Ok(Framing::UntilClose),
+    }
+}
+
+/// The length of a complete chunked body (trailers included), or `None` while incomplete.
+fn chunked_length(body: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let line_end = at + body[at..].windows(2).position(|w| w == b"\r\n")?;
+        let size_text = String::from_utf8_lossy(&body[at..line_end]);
+        // A malformed size is reported by the parser; here it ends the body.
+        let size =
+            usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).ok()?;
+        at = line_end + 2;
+        if size == 0 {
+            // Trailer lines, then an empty line.
+            loop {
+                let end = at + body[at..].windows(2).position(|w| w == b"\r\n")?;
+                if end == at {
+                    return Some(at + 2);
+                }
+                at = end + 2;
+            }
+        }
+        at += size + 2;
+        if at > body.len() {
+            return None;
+        }
     }
 }
 
@@ -223,38 +451,71 @@ fn tls_or_io(addr: &str, e: std::io::Error) -> EngineError {
     }
 }
 
+/// The status line and headers of an HTTP answer.
+struct Head {
+    version: String,
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn chunked(&self) -> bool {
+        self.header("transfer-encoding")
+            .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    }
+}
+
+/// Parses the head (everything before the empty line) of an HTTP answer.
+fn parse_head(head: &[u8]) -> Result<Head, String> {
+    let head = String::from_utf8_lossy(head);
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or("");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut words = status_line.split_whitespace();
+    let version = words.next().unwrap_or("").to_string();
+    let status = words
+        .next()
+        .and_then(|s| s.parse().ok())
+        .filter(|_| version.starts_with("HTTP/"))
+        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+    Ok(Head {
+        version,
+        status,
+        headers,
+    })
+}
+
 /// Splits an HTTP/1.1 response; returns a 200 answer, or an error with the status and body.
 pub fn parse_http_response(raw: &[u8]) -> Result<HttpResponse, String> {
     let head_end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .ok_or("incomplete HTTP response")?;
-    let head = String::from_utf8_lossy(&raw[..head_end]);
+    let head = parse_head(&raw[..head_end])?;
     let body = &raw[head_end + 4..];
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or("");
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let status: u16 = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
-    let body = if chunked {
+    let body = if head.chunked() {
         dechunk(body)?
     } else {
         body.to_vec()
     };
-    if status != 200 {
+    if head.status != 200 {
         let text = String::from_utf8_lossy(&body);
-        return Err(format!("HTTP {status}: {}", text.trim()));
+        return Err(format!("HTTP {}: {}", head.status, text.trim()));
     }
-    Ok(HttpResponse { headers, body })
+    Ok(HttpResponse {
+        headers: head.headers,
+        body,
+    })
 }
 
 fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
@@ -322,5 +583,43 @@ mod tests {
                 .unwrap_err();
         assert_eq!(err, "HTTP 400: client version 1.15 is too old");
         assert!(parse_http_response(b"garbage").is_err());
+    }
+
+    #[test]
+    fn http_framing() {
+        let complete = |len, reusable| Ok(Framing::Complete { len, reusable });
+        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK";
+        assert_eq!(response_framing(ok), complete(ok.len(), true));
+        assert_eq!(
+            response_framing(&ok[..ok.len() - 1]),
+            Ok(Framing::Incomplete)
+        );
+        assert_eq!(response_framing(&ok[..10]), Ok(Framing::Incomplete));
+        assert_eq!(response_framing(b""), Ok(Framing::Incomplete));
+        let close = b"HTTP/1.1 200 OK\r\nConnection: Close\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(response_framing(close), complete(close.len(), false));
+        let old = b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n";
+        assert_eq!(response_framing(old), complete(old.len(), false));
+        let no_length = b"HTTP/1.1 200 OK\r\n\r\nsome";
+        assert_eq!(response_framing(no_length), Ok(Framing::UntilClose));
+        let no_content = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(
+            response_framing(no_content),
+            complete(no_content.len(), true)
+        );
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n4\r\n\":1}\r\n0\r\n\r\n";
+        assert_eq!(response_framing(chunked), complete(chunked.len(), true));
+        for cut in 1..30 {
+            let part = &chunked[..chunked.len() - cut];
+            assert_eq!(response_framing(part), Ok(Framing::Incomplete), "{cut}");
+        }
+        let trailers =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\nX-T: 1\r\n\r\n";
+        assert_eq!(response_framing(trailers), complete(trailers.len(), true));
+        // Bytes after the answer: its length, so the caller sees them and does not reuse.
+        let extra = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOKjunk";
+        assert_eq!(response_framing(extra), complete(extra.len() - 4, true));
+        assert!(response_framing(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
+        assert!(response_framing(b"garbage\r\n\r\n").is_err());
     }
 }

@@ -188,8 +188,11 @@ pub fn closed_port() -> u16 {
 /// How the fake daemon answers.
 #[derive(Clone, Copy, PartialEq)]
 pub enum Behaviour {
-    /// Mutual TLS, then `GET /version` answers `{"Version": version}`.
+    /// Mutual TLS, then every `GET` answers `{"Version": version}`, many per connection
+    /// (keep-alive, like dockerd).
     Answer,
+    /// As `Answer`, but closes the connection after each answer without saying so in it.
+    AnswerOnce,
     /// Accepts TCP connections and never says anything.
     Hang,
 }
@@ -197,6 +200,8 @@ pub enum Behaviour {
 /// A TLS daemon on 127.0.0.1 with a server certificate signed by the sandbox's CA.
 pub struct FakeDaemon {
     pub port: u16,
+    /// How many TCP connections it has accepted.
+    pub connections: Arc<std::sync::atomic::AtomicUsize>,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -253,10 +258,13 @@ impl FakeDaemon {
             .unwrap();
         let port = listener.local_addr().unwrap().port();
         let body = format!("{{\"Version\":\"{version}\",\"ApiVersion\":\"1.47\"}}");
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accepted = connections.clone();
         runtime.spawn(async move {
             let mut held = Vec::new();
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { return };
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 if behaviour == Behaviour::Hang {
                     held.push(tcp);
                     continue;
@@ -268,23 +276,33 @@ impl FakeDaemon {
                     let Ok(mut tls) = acceptor.accept(tcp).await else { return };
                     let mut buf = vec![0u8; 4096];
                     let mut got = Vec::new();
-                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match tls.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                    loop {
+                        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match tls.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => got.extend_from_slice(&buf[..n]),
+                            }
+                        }
+                        let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+                        got.drain(..end + 4);
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if tls.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        if behaviour == Behaviour::AnswerOnce {
+                            let _ = tls.shutdown().await;
+                            return;
                         }
                     }
-                    let response = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    let _ = tls.write_all(response.as_bytes()).await;
-                    let _ = tls.shutdown().await;
                 });
             }
         });
         FakeDaemon {
             port,
+            connections,
             _runtime: runtime,
         }
     }
