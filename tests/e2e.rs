@@ -603,6 +603,32 @@ fn eight_parallel_creates_on_eight_hosts() {
         8,
         "{ls}"
     );
+    // 40 more records on p0's host: answered over a few kept-alive connections to the real
+    // dockerd (one machine's record copied under other names, as a fleet's store might hold).
+    let store = sb.store();
+    let p0 = std::fs::read_to_string(store.machine_dir("p0").join("config.json")).unwrap();
+    for i in 0..40 {
+        let name = format!("q{i}");
+        std::fs::create_dir_all(store.machine_dir(&name)).unwrap();
+        let record = p0.replace("\"p0\"", &format!("\"{name}\""));
+        std::fs::write(store.machine_dir(&name).join("config.json"), record).unwrap();
+    }
+    let ls = sb.ok(&[
+        "ls",
+        "--filter",
+        "name=^q",
+        "--format",
+        "{{.State}} {{.DockerVersion}}",
+    ]);
+    let version = sb.ok(&[
+        "ls",
+        "--filter",
+        "name=^p0$",
+        "--format",
+        "{{.DockerVersion}}",
+    ]);
+    assert!(version.starts_with("v20.10"), "{version}");
+    assert_eq!(ls, format!("Running {version}").repeat(40));
     // Commands over several machines run concurrently and answer for each.
     let names: Vec<String> = (0..8).map(|i| format!("p{i}")).collect();
     let mut args = vec!["ip"];
