@@ -263,6 +263,26 @@ fn ls_bad_filters_and_templates_fail_cleanly() {
     let err = sb.fails(&["ls", "--format", "{{.Name"]);
     assert!(err.starts_with("template parsing error: "), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+    // Rows are Go structs: a field they do not have is an error, in table mode too.
+    for format in ["{{.Nmae}}", "table {{.Nmae}}", "{{.EngineOptions.Nmae}}"] {
+        assert_eq!(
+            sb.fails(&["ls", "--format", format]),
+            "template execution error: can't evaluate field Nmae\n"
+        );
+    }
+    let every_field = "table {{.Name}} {{.Active}} {{.ActiveHost}} {{.ActiveSwarm}} {{.DriverName}} \
+        {{.State}} {{.URL}} {{.SwarmOptions}} {{.Swarm}} {{.EngineOptions}} {{.Error}} \
+        {{.DockerVersion}} {{.ResponseTime}}";
+    let out = sb.ok(&["ls", "--format", every_field]);
+    assert!(out.starts_with("NAME ACTIVE ACTIVE_HOST"), "{out}");
+    assert!(out.contains("\na - false false none"), "{out}");
+    // As in Go, the header row is a map of strings: nested fields work without `table` only.
+    let nested = "{{.SwarmOptions.Master}} {{.EngineOptions.Labels}}";
+    assert_eq!(sb.ok(&["ls", "--format", nested]), "false []\n");
+    assert_eq!(
+        sb.fails(&["ls", "--format", &format!("table {nested}")]),
+        "template execution error: can't evaluate field Master in type string\n"
+    );
     assert_eq!(sb.snapshot(), before);
 }
 

@@ -18,8 +18,17 @@ pub enum TemplateError {
     Exec(String),
 }
 
+/// What a template does with a field its data does not have.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MissingField {
+    /// An execution error, as Go on a struct (`ls`, whose rows are Go structs).
+    Error,
+    /// `<no value>`, as Go on a map (`inspect`, which formats the record's JSON as a map).
+    NoValue,
+}
+
 /// Parses a Go template with the `json` and `prettyjson` functions.
-pub fn parse(text: &str) -> Result<Template, TemplateError> {
+pub fn parse(text: &str, missing: MissingField) -> Result<Template, TemplateError> {
     let encode = |pretty: bool| {
         move |args: &[Value]| -> gotmpl::Result<Value> {
             let json = args.first().map(to_json).unwrap_or(Json::Null);
@@ -32,7 +41,12 @@ pub fn parse(text: &str) -> Result<Template, TemplateError> {
             Ok(Value::String(String::from_utf8_lossy(&bytes).into()))
         }
     };
+    let missing = match missing {
+        MissingField::Error => gotmpl::MissingKey::Error,
+        MissingField::NoValue => gotmpl::MissingKey::Invalid,
+    };
     Template::new("")
+        .missing_key(missing)
         .func("json", encode(false))
         .func("prettyjson", encode(true))
         .parse(text)
@@ -41,9 +55,13 @@ pub fn parse(text: &str) -> Result<Template, TemplateError> {
 
 /// Executes a parsed template on a value.
 pub fn render(template: &Template, data: &Value) -> Result<String, TemplateError> {
-    template
-        .execute_to_string(data)
-        .map_err(|e| TemplateError::Exec(e.to_string()))
+    template.execute_to_string(data).map_err(|e| match e {
+        gotmpl::TemplateError::MissingKey { key } => {
+            TemplateError::Exec(format!("can't evaluate field {key}"))
+        }
+        gotmpl::TemplateError::Exec(message) => TemplateError::Exec(message),
+        e => TemplateError::Exec(e.to_string()),
+    })
 }
 
 /// A JSON document as Go sees it after `json.Unmarshal` into `map[string]interface{}`:
@@ -100,7 +118,30 @@ mod tests {
     use serde_json::json;
 
     fn run(tpl: &str, data: &Json) -> String {
-        render(&parse(tpl).unwrap(), &from_json(data)).unwrap()
+        render(
+            &parse(tpl, MissingField::NoValue).unwrap(),
+            &from_json(data),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn missing_fields_as_on_a_map_or_a_struct() {
+        let data = from_json(&json!({"A": "x", "N": null, "O": {"B": 1}}));
+        let map = |tpl| render(&parse(tpl, MissingField::NoValue).unwrap(), &data);
+        assert_eq!(
+            map("{{.A}} {{.Nope}} {{.N}} {{.O.Nope}}").unwrap(),
+            "x <no value> <no value> <no value>"
+        );
+        let strict = |tpl| render(&parse(tpl, MissingField::Error).unwrap(), &data);
+        assert_eq!(strict("{{.A}} {{.N}} {{.O.B}}").unwrap(), "x <no value> 1");
+        for bad in ["{{.Nope}}", "{{.O.Nope}}", "{{if .Nope}}{{end}}"] {
+            let err = strict(bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with("template execution error: can't evaluate field Nope"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]
@@ -132,7 +173,7 @@ mod tests {
     #[test]
     fn bad_templates_are_parse_errors() {
         for bad in ["{{", "{{.Name", "{{if}}", "{{.A | }}"] {
-            let err = parse(bad)
+            let err = parse(bad, MissingField::NoValue)
                 .err()
                 .unwrap_or_else(|| panic!("{bad} must fail"))
                 .to_string();

@@ -183,7 +183,7 @@ pub struct LsOptions {
 pub async fn ls(ctx: &Context, opts: &LsOptions) -> Result<String> {
     let filters = Filters::parse(&opts.filters)?;
     let (fmt, table) = parse_format(opts.format.as_deref().unwrap_or(""));
-    let template = template::parse(&format!("{fmt}\n"))?;
+    let template = template::parse(&format!("{fmt}\n"), template::MissingField::Error)?;
     let store = &ctx.store;
 
     if opts.quiet && !filters.needs_state() {

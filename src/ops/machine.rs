@@ -53,7 +53,7 @@ pub fn inspect(ctx: &Context, name: &str, format: Option<&str>) -> Result<String
             Ok(format!("{}\n", String::from_utf8_lossy(&json)))
         }
         Some(f) => {
-            let tpl = template::parse(f)?;
+            let tpl = template::parse(f, template::MissingField::NoValue)?;
             let json = serde_json::to_value(&host)
                 .map_err(|e| crate::error::Error::Other(e.to_string()))?;
             Ok(format!(
