@@ -242,6 +242,22 @@ fn generic_on_stock_debian_end_to_end() {
         sb.ok(&["--native-ssh", "ssh", "web", "echo via-native"]),
         "via-native\n"
     );
+    // Interactive shells on a pseudo-terminal (script(1)), native and through system ssh: the
+    // remote side has a terminal, runs what is typed, and its exit status is hoist's.
+    for native in ["--native-ssh ", ""] {
+        let out = shell(
+            &sb,
+            &format!(
+                "printf 'tty -s && echo tty-$((6*7))\\nexit 3\\n' | timeout 60 script -qec 'hoist {native}ssh web' /dev/null"
+            ),
+        );
+        assert_eq!(out.status.code(), Some(3), "{native}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("tty-42"),
+            "{native}: {}",
+            stdout(&out)
+        );
+    }
     let local = dir.path().join("payload.txt");
     fs::write(&local, "payload with spaces\n").unwrap();
     sb.ok(&["scp", local.to_str().unwrap(), "web:/tmp/payload.txt"]);

@@ -7,7 +7,7 @@ use russh::ChannelMsg;
 use russh::client::{AuthResult, Handle};
 use russh::keys::agent::client::AgentClient;
 use russh::keys::{Algorithm, PrivateKey, PrivateKeyWithHashAlg};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::{PinCheck, SshError};
 
@@ -171,6 +171,23 @@ fn terminal_size() -> (u32, u32) {
     }
 }
 
+/// This process's standard input, read on a thread of its own: unlike `tokio::io::stdin`, whose
+/// blocking read keeps the runtime from shutting down, the thread does not delay the exit once
+/// the remote session has ended. The channel closes at end of input.
+fn stdin_chunks() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdin, &mut buf) {
+            if n == 0 || tx.blocking_send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Runs a shell (or `command`) on a PTY, copying this terminal's input and output.
 pub(super) async fn interactive(
     handle: &Handle<PinCheck>,
@@ -193,16 +210,15 @@ pub(super) async fn interactive(
         None => channel.request_shell(true).await.map_err(err)?,
     }
     let _raw = RawMode::enable();
-    let mut stdin = tokio::io::stdin();
+    let mut stdin = stdin_chunks();
     let mut stdout = tokio::io::stdout();
-    let mut buf = vec![0u8; 4096];
     let mut stdin_open = true;
     let mut status = 0;
     loop {
         tokio::select! {
-            n = stdin.read(&mut buf), if stdin_open => match n {
-                Ok(0) | Err(_) => { stdin_open = false; let _ = channel.eof().await; }
-                Ok(n) => channel.data(&buf[..n]).await.map_err(err)?,
+            chunk = stdin.recv(), if stdin_open => match chunk {
+                None => { stdin_open = false; let _ = channel.eof().await; }
+                Some(bytes) => channel.data(&bytes[..]).await.map_err(err)?,
             },
             msg = channel.wait() => match msg {
                 Some(ChannelMsg::Data { data }) | Some(ChannelMsg::ExtendedData { data, .. }) => {
