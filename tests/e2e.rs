@@ -266,6 +266,15 @@ fn generic_on_stock_debian_end_to_end() {
     sb.ok(&["scp", "web:/etc/hostname", back.to_str().unwrap()]);
     assert_eq!(fs::read_to_string(&back).unwrap(), "web\n");
     assert!(sb.store_path().join("machines/web/known_hosts").exists());
+    // mount (sshfs, with the pinned host key) and unmount.
+    let mnt = dir.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let mnt_arg = mnt.to_str().unwrap();
+    sb.ok(&["mount", "web:/etc", mnt_arg]);
+    let mounted = fs::read_to_string(mnt.join("hostname"));
+    sb.ok(&["mount", "-u", "web:/etc", mnt_arg]);
+    assert_eq!(mounted.unwrap(), "web\n");
+    assert!(!mnt.join("hostname").exists());
 
     // provision and regenerate-certs again: still working, nothing lost.
     sb.ok(&["provision", "web"]);
