@@ -362,8 +362,8 @@ fn response_framing(raw: &[u8]) -> Result<Framing, String> {
         return complete(body_start);
     }
     if head.chunked() {
-        return Ok(match chunked_length(&raw[body_start..]) {
-            Some(len) => Framing::Complete {
+        return Ok(match dechunk(&raw[body_start..])? {
+            Some((_, len)) => Framing::Complete {
                 len: body_start + len,
                 reusable,
             },
@@ -382,33 +382,6 @@ fn response_framing(raw: &[u8]) -> Result<Framing, String> {
             }
         }
         None => Ok(Framing::UntilClose),
-    }
-}
-
-/// The length of a complete chunked body (trailers included), or `None` while incomplete.
-fn chunked_length(body: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    loop {
-        let line_end = at + body[at..].windows(2).position(|w| w == b"\r\n")?;
-        let size_text = String::from_utf8_lossy(&body[at..line_end]);
-        // A malformed size is reported by the parser; here it ends the body.
-        let size =
-            usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16).ok()?;
-        at = line_end + 2;
-        if size == 0 {
-            // Trailer lines, then an empty line.
-            loop {
-                let end = at + body[at..].windows(2).position(|w| w == b"\r\n")?;
-                if end == at {
-                    return Some(at + 2);
-                }
-                at = end + 2;
-            }
-        }
-        at += size + 2;
-        if at > body.len() {
-            return None;
-        }
     }
 }
 
@@ -504,7 +477,7 @@ pub fn parse_http_response(raw: &[u8]) -> Result<HttpResponse, String> {
     let head = parse_head(&raw[..head_end])?;
     let body = &raw[head_end + 4..];
     let body = if head.chunked() {
-        dechunk(body)?
+        dechunk(body)?.ok_or("truncated chunked body")?.0
     } else {
         body.to_vec()
     };
@@ -518,25 +491,42 @@ pub fn parse_http_response(raw: &[u8]) -> Result<HttpResponse, String> {
     })
 }
 
-fn dechunk(mut body: &[u8]) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = body
+/// Decodes a chunked body: its data and its length on the wire (trailers included), or `None`
+/// while the body is incomplete.
+fn dechunk(body: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
+    let line = |from: usize| {
+        body[from..]
             .windows(2)
             .position(|w| w == b"\r\n")
-            .ok_or("bad chunk")?;
-        let size_text = String::from_utf8_lossy(&body[..line_end]);
+            .map(|i| from + i)
+    };
+    let mut data = Vec::new();
+    let mut at = 0;
+    loop {
+        let Some(line_end) = line(at) else {
+            return Ok(None);
+        };
+        let size_text = String::from_utf8_lossy(&body[at..line_end]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
             .map_err(|_| format!("bad chunk size {size_text:?}"))?;
-        body = &body[line_end + 2..];
+        at = line_end + 2;
         if size == 0 {
-            return Ok(out);
+            // Trailer lines, then an empty line.
+            loop {
+                let Some(end) = line(at) else {
+                    return Ok(None);
+                };
+                if end == at {
+                    return Ok(Some((data, at + 2)));
+                }
+                at = end + 2;
+            }
         }
-        if body.len() < size {
-            return Err("truncated chunk".into());
+        if body.len() < at + size + 2 {
+            return Ok(None);
         }
-        out.extend_from_slice(&body[..size]);
-        body = body.get(size + 2..).unwrap_or(&[]);
+        data.extend_from_slice(&body[at..at + size]);
+        at += size + 2;
     }
 }
 
@@ -621,5 +611,11 @@ mod tests {
         assert_eq!(response_framing(extra), complete(extra.len() - 4, true));
         assert!(response_framing(b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n").is_err());
         assert!(response_framing(b"garbage\r\n\r\n").is_err());
+        // A malformed chunk size is an error at once, not a wait for more bytes.
+        let bad_chunk = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n";
+        assert_eq!(
+            response_framing(bad_chunk),
+            Err("bad chunk size \"zz\"".to_string())
+        );
     }
 }
