@@ -2,9 +2,12 @@
 //! Every environment variable hoist reads is listed here.
 
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::Arc;
 
+use crate::report::Reporter;
 use crate::store::Store;
+
+pub use crate::program::{program_name, set_program_name};
 
 /// `MACHINE_STORAGE_PATH`: the store root (default `~/.docker/machine`).
 pub const ENV_STORAGE_PATH: &str = "MACHINE_STORAGE_PATH";
@@ -20,18 +23,6 @@ pub const ENV_DOCKER_HOST: &str = "DOCKER_HOST";
 pub const ENV_SHELL: &str = "SHELL";
 /// `USER`: the Organization of the certificates.
 pub const ENV_USER: &str = "USER";
-
-static PROGRAM: OnceLock<String> = OnceLock::new();
-
-/// Sets the name hoist was invoked as (`hoist` or `docker-machine`), once, at start-up.
-pub fn set_program_name(name: &str) {
-    let _ = PROGRAM.set(name.to_string());
-}
-
-/// The name hoist was invoked as; used in hints such as "Run 'docker-machine env web'".
-pub fn program_name() -> &'static str {
-    PROGRAM.get().map(String::as_str).unwrap_or("hoist")
-}
 
 /// Parses a boolean as Go's `strconv.ParseBool` does.
 pub fn parse_go_bool(s: &str) -> Option<bool> {
@@ -60,9 +51,11 @@ pub struct TlsOverrides {
 }
 
 /// Everything a command needs besides its own arguments.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Context {
     pub store: Store,
+    /// Where messages that come up along the way go (a plugin's output, a driver's steps).
+    pub report: Arc<dyn Reporter>,
     /// The full command line as invoked (for the `env` hint).
     pub argv: Vec<String>,
     pub debug: bool,

@@ -1,6 +1,6 @@
 //! The errors of hoist's operations and the exit codes they map to.
 
-use crate::{cert, driver, engine, format, store};
+use crate::{cert, driver, engine, format, ssh, store};
 
 /// An operation's failure. Its message is what the user sees, on one line where possible.
 #[derive(Debug, thiserror::Error)]
@@ -14,6 +14,8 @@ pub enum Error {
     #[error(transparent)]
     Engine(#[from] engine::EngineError),
     #[error(transparent)]
+    Ssh(#[from] ssh::SshError),
+    #[error(transparent)]
     Template(#[from] format::template::TemplateError),
     /// Wrong arguments: docker-machine's own wording where it has one.
     #[error("{0}")]
@@ -26,6 +28,12 @@ pub enum Error {
     Many(Vec<String>),
     #[error("{0}")]
     Other(String),
+    /// The command was interrupted by a signal (its number).
+    #[error(
+        "Interrupted. A machine whose create was cut short is listed by '{} ls' with what to run next ('provision' or 'rm')",
+        crate::program::program_name()
+    )]
+    Interrupted(i32),
 }
 
 impl Error {
@@ -33,6 +41,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::PreCreate(_) => 3,
+            Error::Interrupted(signal) => 128 + signal,
             _ => 1,
         }
     }

@@ -1,11 +1,14 @@
 //! hoist: Docker Machine (0.16.2), rebuilt in Rust and drop-in compatible with it.
 //!
 //! Module map (the binary in `src/bin/hoist` only parses arguments and calls into these):
-//! - [`context`]: the store root, the invoked name (`hoist` or `docker-machine`), every env var read.
+//! - [`context`]: the store root, the global options, every env var read.
+//! - [`program`]: the invoked name (`hoist` or `docker-machine`).
+//! - [`report`]: how operations report their steps ([`report::Reporter`]).
 //! - [`store`]: `~/.docker/machine` in docker-machine's layout — records (`config.json` v3), migration
 //!   of v0–v2, atomic writes, per-machine and certificate locks. The on-disk layout is in [`store::layout`].
 //! - [`cert`]: the CA, client and server certificates; the TLS client configuration.
-//! - [`driver`]: built-in drivers (`none`, `generic`), their state, address and SSH endpoint.
+//! - [`driver`]: the driver interface, the table of built-in drivers (`none`, `generic`) and
+//!   docker-machine plugin binaries spoken to over libmachine's RPC protocol (`driver::plugin`).
 //! - [`engine`]: the Docker Engine API over mutual TLS (handshake check, `/version`).
 //! - [`format`]: Go templates, Go's tabwriter, natural sort — the output formats of `ls` and `inspect`.
 //! - [`shell`]: how `env` writes for each shell.
@@ -21,7 +24,9 @@ pub mod error;
 pub mod format;
 pub mod fsutil;
 pub mod ops;
+pub mod program;
 pub mod provision;
+pub mod report;
 pub mod shell;
 pub mod ssh;
 pub mod store;

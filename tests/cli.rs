@@ -599,7 +599,7 @@ fn bad_input_is_one_line_nonzero_and_changes_nothing() {
         ),
         (
             &["create", "-d", "frobnicate", "x"],
-            "Driver \"frobnicate\" not found. Do you have the plugin binary \"docker-machine-driver-frobnicate\" accessible in your PATH?",
+            "Driver \"frobnicate\" not found. Do you have the plugin binary \"docker-machine-driver-frobnicate\" accessible in your PATH? hoist builds in none, generic; other drivers are docker-machine plugin binaries (docker-machine-driver-NAME on the PATH or beside hoist)",
         ),
         (
             &["create", "-d", "none", "--url", "tcp://127.0.0.1:1"],
@@ -642,7 +642,7 @@ fn bad_input_is_one_line_nonzero_and_changes_nothing() {
         (&["ls", "--no-such-flag"], ""),
         (
             &["stop", "exists"],
-            "none driver does not support stop: hosts without a driver cannot be started, stopped, killed or restarted",
+            "machine \"exists\": hosts without a driver cannot be stopped",
         ),
         (&["active", "extra"], "Error: Too many arguments given"),
     ];

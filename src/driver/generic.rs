@@ -2,17 +2,69 @@
 //! Its state is whether its SSH port answers; it cannot be powered on or off, and `rm` leaves the
 //! host alone.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::net::TcpStream;
 
-use super::{BaseDriver, DriverError, SshEndpoint, State};
+use super::{
+    BaseDriver, Builtin, Driver, DriverEnv, DriverError, DriverFuture, Flag, FlagValues,
+    SshEndpoint, State, ready, typed_config, untyped_config,
+};
+use crate::ssh::{Remote, Session, Target};
 
 /// Default Docker engine port.
 pub const DEFAULT_ENGINE_PORT: u16 = 2376;
+/// How long the state probe (a TCP connection to the SSH port) may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a rebooting host may take to stop answering SSH.
+const GOING_DOWN_WAIT: Duration = Duration::from_secs(30);
+
+/// The `generic` entry of the table of drivers.
+pub const BUILTIN: Builtin = Builtin {
+    name: "generic",
+    flags,
+    open,
+};
+
+fn flags() -> Vec<Flag> {
+    vec![
+        Flag::int(
+            "generic-engine-port",
+            "Docker engine port",
+            "GENERIC_ENGINE_PORT",
+            i64::from(DEFAULT_ENGINE_PORT),
+        ),
+        Flag::string(
+            "generic-ip-address",
+            "IP Address of machine",
+            "GENERIC_IP_ADDRESS",
+            "",
+        ),
+        Flag::string(
+            "generic-ssh-key",
+            "SSH private key path (if not provided, the SSH agent or the default keys in ~/.ssh are used)",
+            "GENERIC_SSH_KEY",
+            "",
+        ),
+        Flag::int("generic-ssh-port", "SSH port", "GENERIC_SSH_PORT", 22),
+        Flag::string("generic-ssh-user", "SSH user", "GENERIC_SSH_USER", "root"),
+        Flag::bool(
+            "generic-keep-hostname",
+            "Keep the host's hostname instead of setting it to the machine name",
+            "GENERIC_KEEP_HOSTNAME",
+        ),
+    ]
+}
+
+fn open(config: &Map<String, Value>, env: &DriverEnv) -> Result<Box<dyn Driver>, DriverError> {
+    Ok(Box::new(Generic {
+        config: typed_config(config)?,
+        env: env.clone(),
+    }))
+}
 
 /// `generic`'s part of the record: the base fields, `EnginePort` and `SSHKey` (the user's key path).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -34,60 +86,26 @@ pub struct GenericDriver {
     pub extra: Map<String, Value>,
 }
 
-/// The `--generic-*` flags of `create`.
-#[derive(Debug, Clone, Default)]
-pub struct GenericFlags {
-    pub ip_address: String,
-    pub ssh_user: String,
-    pub ssh_key: String,
-    pub ssh_port: u16,
-    pub engine_port: u16,
-    pub keep_hostname: bool,
+/// The generic driver of one machine.
+pub struct Generic {
+    pub config: GenericDriver,
+    env: DriverEnv,
 }
 
-impl GenericFlags {
-    /// The driver config from the flags (docker-machine's `SetConfigFromFlags`).
-    pub fn driver(&self, base: BaseDriver) -> Result<GenericDriver, DriverError> {
-        if self.ip_address.is_empty() {
-            return Err(DriverError::Config(
-                "generic driver requires the --generic-ip-address option".into(),
-            ));
-        }
-        let mut base = base;
-        base.ip_address = self.ip_address.clone();
-        base.ssh_user = self.ssh_user.clone();
-        base.ssh_port = self.ssh_port;
-        Ok(GenericDriver {
-            base,
-            engine_port: self.engine_port,
-            ssh_key: self.ssh_key.clone(),
-            keep_hostname: self.keep_hostname,
-            extra: Map::new(),
-        })
-    }
+fn port(flags: &FlagValues, name: &str) -> Result<u16, DriverError> {
+    let value = flags.int(name);
+    u16::try_from(value)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| DriverError::Config(format!("--{name} {value} is not a TCP port (1-65535)")))
 }
 
-/// docker-machine's pre-create check and key import: a given key must exist and is copied into
-/// the machine directory (0600, with its `.pub`); without a key, the agent and default keys are used.
-/// Returns the step message to show.
-pub fn import_key(
-    driver: &mut GenericDriver,
-    machine_dir: &std::path::Path,
-) -> Result<&'static str, DriverError> {
-    if driver.ssh_key.is_empty() {
-        driver.base.ssh_key_path = String::new();
-        return Ok("No SSH key specified. Assuming an existing key at the default location.");
-    }
-    let src = std::path::Path::new(&driver.ssh_key);
-    if !src.is_file() {
-        return Err(DriverError::Config(format!(
-            "SSH key does not exist: {:?}",
-            driver.ssh_key
-        )));
-    }
-    let data = std::fs::read(src).map_err(|e| {
-        DriverError::Config(format!("cannot read SSH key {:?}: {e}", driver.ssh_key))
-    })?;
+/// Copies the user's key into the machine directory (0600, with its `.pub`), as docker-machine's
+/// generic create does. Returns the copy's path.
+fn import_key(key: &str, machine_dir: &Path) -> Result<PathBuf, DriverError> {
+    let src = Path::new(key);
+    let data = std::fs::read(src)
+        .map_err(|e| DriverError::Config(format!("cannot read SSH key {key:?}: {e}")))?;
     let name = src
         .file_name()
         .map_or("id_rsa".into(), |n| n.to_string_lossy().to_string());
@@ -98,12 +116,11 @@ pub fn import_key(
     crate::fsutil::write_atomic(&dst, &data, 0o600).map_err(|e| {
         DriverError::Config(format!("cannot copy the SSH key to {}: {e}", dst.display()))
     })?;
-    if let Ok(public) = std::fs::read(format!("{}.pub", driver.ssh_key)) {
+    if let Ok(public) = std::fs::read(format!("{key}.pub")) {
         let _ =
             crate::fsutil::write_atomic(&machine_dir.join(format!("{name}.pub")), &public, 0o644);
     }
-    driver.base.ssh_key_path = dst.to_string_lossy().to_string();
-    Ok("Importing SSH key...")
+    Ok(dst)
 }
 
 fn default_engine_port() -> u16 {
@@ -128,18 +145,10 @@ impl GenericDriver {
         )
     }
 
-    /// The host's address.
-    pub fn ip(&self) -> Result<String, DriverError> {
-        if self.base.ip_address.is_empty() {
-            return Err(DriverError::Config("IP address is not set".into()));
-        }
-        Ok(self.base.ip_address.clone())
-    }
-
-    /// Running when the SSH port accepts a connection within `timeout`, else Stopped.
-    pub async fn state(&self, timeout: Duration) -> State {
+    /// Running when the SSH port accepts a connection within the probe timeout, else Stopped.
+    pub async fn state(&self) -> State {
         let addr = join_host_port(&self.base.ip_address, self.base.ssh_port);
-        match tokio::time::timeout(timeout, TcpStream::connect(&addr)).await {
+        match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(&addr)).await {
             Ok(Ok(_)) => State::Running,
             _ => State::Stopped,
         }
@@ -155,6 +164,146 @@ impl GenericDriver {
                 .filter(|k| !k.is_empty())
                 .map(PathBuf::from),
         }
+    }
+}
+
+impl Generic {
+    fn unsupported(action: &str) -> DriverError {
+        DriverError::Unsupported(format!(
+            "generic driver does not support {action}: it manages an existing host; power it on or off there"
+        ))
+    }
+
+    /// Reboots the host over SSH (with its pinned host key) and waits until SSH goes away.
+    async fn reboot(&self) -> Result<(), DriverError> {
+        let target = Target {
+            machine: self.env.machine.clone(),
+            endpoint: self.config.ssh_endpoint(),
+            pinned: self.env.ssh_host_key.clone().filter(|k| !k.is_empty()),
+            connect_timeout: PROBE_TIMEOUT,
+        };
+        let fail = |e: crate::ssh::SshError| DriverError::Config(e.to_string());
+        let session = Session::connect(&target).await.map_err(fail)?;
+        let remote = Remote::new(session, &self.env.machine, self.env.report.as_ref())
+            .await
+            .map_err(fail)?;
+        // The connection drops as the host goes down; the command's own result does not matter.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(10),
+            remote.root(
+                "(sleep 1; systemctl reboot || shutdown -r now) >/dev/null 2>&1 &",
+                None,
+            ),
+        )
+        .await;
+        remote.close().await;
+        let started = std::time::Instant::now();
+        while started.elapsed() < GOING_DOWN_WAIT && self.config.state().await == State::Running {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        Ok(())
+    }
+}
+
+impl Driver for Generic {
+    fn name(&self) -> &str {
+        "generic"
+    }
+    fn config(&self) -> DriverFuture<'_, Map<String, Value>> {
+        ready(untyped_config(&self.config))
+    }
+    fn set_config(&mut self, config: Map<String, Value>) -> DriverFuture<'_, ()> {
+        ready(typed_config(&config).map(|c| self.config = c))
+    }
+    fn create_flags(&self) -> DriverFuture<'_, Vec<Flag>> {
+        ready(Ok(flags()))
+    }
+    fn set_config_from_flags<'a>(&'a mut self, flags: &'a FlagValues) -> DriverFuture<'a, ()> {
+        let result = (|| {
+            let c = &mut self.config;
+            c.base.ip_address = flags.string("generic-ip-address");
+            if c.base.ip_address.is_empty() {
+                return Err(DriverError::Config(
+                    "generic driver requires the --generic-ip-address option".into(),
+                ));
+            }
+            c.base.ssh_user = flags.string("generic-ssh-user");
+            c.base.ssh_port = port(flags, "generic-ssh-port")?;
+            c.engine_port = port(flags, "generic-engine-port")?;
+            c.ssh_key = flags.string("generic-ssh-key");
+            c.keep_hostname = flags.bool("generic-keep-hostname");
+            c.base.set_swarm_config_from_flags(flags);
+            Ok(())
+        })();
+        ready(result)
+    }
+    fn pre_create_check(&mut self) -> DriverFuture<'_, ()> {
+        let key = &self.config.ssh_key;
+        ready(if !key.is_empty() && !Path::new(key).is_file() {
+            Err(DriverError::Config(format!(
+                "SSH key does not exist: {key:?}"
+            )))
+        } else {
+            Ok(())
+        })
+    }
+    fn create(&mut self) -> DriverFuture<'_, ()> {
+        let result = if self.config.ssh_key.is_empty() {
+            self.env
+                .report
+                .info("No SSH key specified. Assuming an existing key at the default location.");
+            self.config.base.ssh_key_path = String::new();
+            Ok(())
+        } else {
+            self.env.report.info("Importing SSH key...");
+            import_key(&self.config.ssh_key, &self.config.base.machine_dir()).map(|copy| {
+                self.config.base.ssh_key_path = copy.to_string_lossy().to_string();
+            })
+        };
+        ready(result)
+    }
+    /// The host is left alone.
+    fn remove(&mut self) -> DriverFuture<'_, ()> {
+        ready(Ok(()))
+    }
+    fn start(&mut self) -> DriverFuture<'_, ()> {
+        ready(Err(Generic::unsupported("start")))
+    }
+    fn stop(&mut self) -> DriverFuture<'_, ()> {
+        ready(Err(Generic::unsupported("stop")))
+    }
+    fn restart(&mut self) -> DriverFuture<'_, ()> {
+        Box::pin(self.reboot())
+    }
+    fn kill(&mut self) -> DriverFuture<'_, ()> {
+        ready(Err(Generic::unsupported("kill")))
+    }
+    fn state(&self) -> DriverFuture<'_, State> {
+        Box::pin(async { Ok(self.config.state().await) })
+    }
+    fn ip(&self) -> DriverFuture<'_, String> {
+        ready(if self.config.base.ip_address.is_empty() {
+            Err(DriverError::Config("IP address is not set".into()))
+        } else {
+            Ok(self.config.base.ip_address.clone())
+        })
+    }
+    fn url(&self) -> DriverFuture<'_, String> {
+        Box::pin(async {
+            if self.config.state().await != State::Running {
+                return Err(DriverError::NotRunning);
+            }
+            Ok(self.config.url())
+        })
+    }
+    fn ssh_endpoint(&self) -> DriverFuture<'_, Option<SshEndpoint>> {
+        ready(Ok(Some(self.config.ssh_endpoint())))
+    }
+    fn known_url(&self) -> Option<String> {
+        Some(self.config.url())
+    }
+    fn keeps_hostname(&self) -> bool {
+        self.config.keep_hostname
     }
 }
 
@@ -188,8 +337,8 @@ mod tests {
         let mut d: GenericDriver =
             serde_json::from_value(serde_json::json!({"IPAddress": "127.0.0.1"})).unwrap();
         d.base.ssh_port = port;
-        assert_eq!(d.state(Duration::from_secs(2)).await, State::Running);
+        assert_eq!(d.state().await, State::Running);
         drop(listener);
-        assert_eq!(d.state(Duration::from_secs(2)).await, State::Stopped);
+        assert_eq!(d.state().await, State::Stopped);
     }
 }

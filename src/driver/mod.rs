@@ -1,20 +1,33 @@
-//! Drivers: how a machine comes to exist and how its state, address and SSH endpoint are found.
+//! Drivers: how a machine comes to exist, how it is powered, and how its state, address and SSH
+//! endpoint are found — libmachine's `drivers.Driver`, as one interface.
 //!
-//! Built-in drivers run in-process (no plugin process per machine). Each driver owns its part of
-//! `config.json` (the `Driver` object): a typed view that keeps unknown fields.
+//! Built-in drivers run in-process and are listed in [`BUILTIN_DRIVERS`]; adding one is a module
+//! and a line there. Any other name is a docker-machine plugin binary spoken to over its RPC
+//! protocol ([`plugin`]). Commands and `ops` only ever see `Box<dyn Driver>` from [`open`].
+//! Each driver owns its part of `config.json` (the `Driver` object), kept as it is.
 
+#[cfg(test)]
+pub mod fake;
+pub mod flag;
 pub mod generic;
 pub mod none;
+pub mod plugin;
 
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::store::config::Host;
+pub use crate::ssh::SshEndpoint;
+pub use flag::{Flag, FlagKind, FlagValue, FlagValues};
 
-/// A machine's state, with docker-machine's names (`state.State`).
+use crate::report::Reporter;
+
+/// A machine's state, with docker-machine's names and numbers (`state.State`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     None,
@@ -26,6 +39,23 @@ pub enum State {
     Starting,
     Error,
     Timeout,
+}
+
+impl State {
+    /// The state of libmachine's integer (out of range: `None`, as Go's `String()` gives "").
+    pub fn from_number(n: i64) -> State {
+        match n {
+            1 => State::Running,
+            2 => State::Paused,
+            3 => State::Saved,
+            4 => State::Stopped,
+            5 => State::Stopping,
+            6 => State::Starting,
+            7 => State::Error,
+            8 => State::Timeout,
+            _ => State::None,
+        }
+    }
 }
 
 impl fmt::Display for State {
@@ -50,131 +80,222 @@ pub enum DriverError {
     /// docker-machine's `ErrHostIsNotRunning`.
     #[error("Host is not running")]
     NotRunning,
-    #[error("{driver} driver does not support {action}: {hint}")]
-    Unsupported {
-        driver: &'static str,
-        action: &'static str,
-        hint: &'static str,
-    },
+    /// A power action the driver cannot do, in the driver's own words.
+    #[error("{0}")]
+    Unsupported(String),
     #[error(
-        "Driver \"{0}\" not found. Do you have the plugin binary \"docker-machine-driver-{0}\" accessible in your PATH?"
+        "Driver \"{name}\" not found. Do you have the plugin binary \"docker-machine-driver-{name}\" accessible in your PATH? hoist builds in {builtins}; other drivers are docker-machine plugin binaries (docker-machine-driver-NAME on the PATH or beside hoist)"
     )]
-    NotFound(String),
+    NotFound { name: String, builtins: String },
+    #[error(
+        "Driver \"{name}\" is one of docker-machine's core drivers, which hoist does not build in ({builtins} are built in). Install docker-machine (or rancher-machine) on the PATH: hoist runs it as the plugin for \"{name}\""
+    )]
+    CoreNotFound { name: String, builtins: String },
     #[error("{0}")]
     Config(String),
+    /// A plugin failed: its process, the protocol, or the driver's own error.
+    #[error("{0}")]
+    Plugin(String),
     #[error("machine record has an invalid Driver section: {0}")]
     Corrupt(#[from] serde_json::Error),
 }
 
-/// Where and how to reach a machine over SSH.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SshEndpoint {
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    /// The private key; `None` means the agent and the default keys in `~/.ssh`.
-    pub key: Option<PathBuf>,
+/// What a driver's operation returns.
+pub type DriverFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DriverError>> + Send + 'a>>;
+
+/// One machine's driver, for the whole lifecycle (libmachine's `drivers.Driver`).
+pub trait Driver: Send + Sync {
+    /// The driver's name (`DriverName`), as stored in the record's `DriverName`.
+    fn name(&self) -> &str;
+    /// The driver's part of the record (`GetConfigRaw`).
+    fn config(&self) -> DriverFuture<'_, Map<String, Value>>;
+    /// Replaces the driver's part of the record (`SetConfigRaw`).
+    fn set_config(&mut self, config: Map<String, Value>) -> DriverFuture<'_, ()>;
+    /// The driver's create flags (`GetCreateFlags`).
+    fn create_flags(&self) -> DriverFuture<'_, Vec<Flag>>;
+    /// Takes the values of `create`'s flags (`SetConfigFromFlags`).
+    fn set_config_from_flags<'a>(&'a mut self, flags: &'a FlagValues) -> DriverFuture<'a, ()>;
+    /// Checks before anything is made (`PreCreateCheck`); a failure exits 3.
+    fn pre_create_check(&mut self) -> DriverFuture<'_, ()>;
+    /// Makes the machine (`Create`).
+    fn create(&mut self) -> DriverFuture<'_, ()>;
+    /// Removes what the driver made (`Remove`).
+    fn remove(&mut self) -> DriverFuture<'_, ()>;
+    /// Powers the machine on (`Start`).
+    fn start(&mut self) -> DriverFuture<'_, ()>;
+    /// Shuts the machine down cleanly (`Stop`).
+    fn stop(&mut self) -> DriverFuture<'_, ()>;
+    /// Restarts the machine (`Restart`); returns once the restart is under way.
+    fn restart(&mut self) -> DriverFuture<'_, ()>;
+    /// Powers the machine off at once (`Kill`).
+    fn kill(&mut self) -> DriverFuture<'_, ()>;
+    /// The machine's state, asked live (`GetState`).
+    fn state(&self) -> DriverFuture<'_, State>;
+    /// The machine's address (`GetIP`).
+    fn ip(&self) -> DriverFuture<'_, String>;
+    /// The Docker URL, when the machine runs (`GetURL`).
+    fn url(&self) -> DriverFuture<'_, String>;
+    /// How to reach the machine over SSH (`GetSSHHostname`, `GetSSHPort`, `GetSSHUsername`,
+    /// `GetSSHKeyPath`); `None` for a driver without SSH.
+    fn ssh_endpoint(&self) -> DriverFuture<'_, Option<SshEndpoint>>;
+
+    /// The Docker URL as the record has it, without asking anything: built-ins know it, so `ls`
+    /// and `env` go straight to the daemon. `None` means: ask [`Driver::url`].
+    fn known_url(&self) -> Option<String> {
+        None
+    }
+    /// Whether hoist provisions the machine over SSH after `create` (not for `none`).
+    fn provisions(&self) -> bool {
+        true
+    }
+    /// Whether provisioning keeps the host's hostname (generic's `--generic-keep-hostname`).
+    fn keeps_hostname(&self) -> bool {
+        false
+    }
+    /// Ends the driver's session: a plugin is told to close and its process reaped.
+    fn close(self: Box<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async {})
+    }
 }
 
-/// A built-in driver, bound to one machine's config.
-#[derive(Debug, Clone)]
-pub enum Driver {
-    None(none::NoneDriver),
-    Generic(generic::GenericDriver),
+/// What a driver is opened with besides its config.
+#[derive(Clone)]
+pub struct DriverEnv {
+    /// Where the driver's messages (a plugin's output) go.
+    pub report: Arc<dyn Reporter>,
+    /// The machine's pinned SSH host key, for drivers that act over SSH (generic's restart).
+    pub ssh_host_key: Option<String>,
+    /// The machine's name (for messages).
+    pub machine: String,
 }
 
-/// Names of the drivers hoist has built in.
-pub const BUILTIN: &[&str] = &["generic", "none"];
-
-impl Driver {
-    /// The driver of a stored machine.
-    pub fn for_host(host: &Host) -> Result<Driver, DriverError> {
-        Self::from_config(&host.driver_name, &host.driver)
-    }
-
-    /// The driver named `name` reading its part of a record.
-    pub fn from_config(name: &str, config: &Map<String, Value>) -> Result<Driver, DriverError> {
-        let value = Value::Object(config.clone());
-        match name {
-            "none" => Ok(Driver::None(serde_json::from_value(value)?)),
-            "generic" => Ok(Driver::Generic(serde_json::from_value(value)?)),
-            other => Err(DriverError::NotFound(other.to_string())),
+impl DriverEnv {
+    /// An environment for `machine` whose messages go to `report`.
+    pub fn new(machine: &str, report: Arc<dyn Reporter>) -> DriverEnv {
+        DriverEnv {
+            report,
+            ssh_host_key: None,
+            machine: machine.to_string(),
         }
     }
+}
 
-    /// The driver's part of the record, for saving.
-    pub fn to_config(&self) -> Result<Map<String, Value>, DriverError> {
-        let value = match self {
-            Driver::None(d) => serde_json::to_value(d)?,
-            Driver::Generic(d) => serde_json::to_value(d)?,
-        };
-        match value {
-            Value::Object(map) => Ok(map),
-            _ => Err(DriverError::Config("driver config is not an object".into())),
-        }
+/// How a built-in driver is opened on a record's driver config.
+pub type OpenFn = fn(&Map<String, Value>, &DriverEnv) -> Result<Box<dyn Driver>, DriverError>;
+
+/// A built-in driver: its name, its flags and how to open it on a record's config.
+pub struct Builtin {
+    pub name: &'static str,
+    pub flags: fn() -> Vec<Flag>,
+    pub open: OpenFn,
+}
+
+/// The drivers hoist builds in. A new built-in driver is one module and one line here.
+pub static BUILTIN_DRIVERS: &[Builtin] = &[none::BUILTIN, generic::BUILTIN];
+
+/// libmachine's core drivers: served by a `docker-machine` binary when not built in.
+pub const CORE_DRIVERS: &[&str] = &[
+    "amazonec2",
+    "azure",
+    "digitalocean",
+    "exoscale",
+    "generic",
+    "google",
+    "hyperv",
+    "none",
+    "openstack",
+    "rackspace",
+    "softlayer",
+    "virtualbox",
+    "vmwarefusion",
+    "vmwarevcloudair",
+    "vmwarevsphere",
+];
+
+/// The names of the built-in drivers, for messages.
+pub fn builtin_names() -> String {
+    let names: Vec<&str> = BUILTIN_DRIVERS.iter().map(|b| b.name).collect();
+    names.join(", ")
+}
+
+fn builtin(name: &str) -> Option<&'static Builtin> {
+    BUILTIN_DRIVERS.iter().find(|b| b.name == name)
+}
+
+/// Whether hoist builds in the driver `name` (else it is a plugin).
+pub fn is_builtin(name: &str) -> bool {
+    builtin(name).is_some()
+}
+
+/// Opens the driver `name` on a record's driver config: in-process for a built-in, else by
+/// starting its plugin binary.
+pub async fn open(
+    name: &str,
+    config: &Map<String, Value>,
+    env: &DriverEnv,
+) -> Result<Box<dyn Driver>, DriverError> {
+    match builtin(name) {
+        Some(b) => (b.open)(config, env),
+        None => plugin::open(name, config, env).await,
     }
+}
 
-    /// The driver's name (`DriverName`).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Driver::None(_) => "none",
-            Driver::Generic(_) => "generic",
-        }
+/// The driver config of a machine that does not exist yet (docker-machine's raw driver JSON:
+/// a `BaseDriver` with the name and the store path).
+pub fn new_config(machine: &str, store_path: &str) -> Map<String, Value> {
+    match serde_json::to_value(BaseDriver::new(machine, store_path)) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
     }
+}
 
-    /// The machine's IP address (for `none`, the URL's host:port, as docker-machine).
-    pub fn ip(&self) -> Result<String, DriverError> {
-        match self {
-            Driver::None(d) => d.ip(),
-            Driver::Generic(d) => d.ip(),
-        }
+/// Reads a built-in driver's typed config from a record.
+pub fn typed_config<T: serde::de::DeserializeOwned>(
+    config: &Map<String, Value>,
+) -> Result<T, DriverError> {
+    Ok(serde_json::from_value(Value::Object(config.clone()))?)
+}
+
+/// A built-in driver's typed config as the record's JSON object.
+pub fn untyped_config<T: serde::Serialize>(config: &T) -> Result<Map<String, Value>, DriverError> {
+    match serde_json::to_value(config)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(DriverError::Config("driver config is not an object".into())),
     }
+}
 
-    /// The Docker URL recorded for the machine, without checking that it answers.
-    pub fn recorded_url(&self) -> Result<String, DriverError> {
-        match self {
-            Driver::None(d) => Ok(d.url.clone()),
-            Driver::Generic(d) => Ok(d.url()),
-        }
-    }
+/// A driver future that is ready at once.
+pub fn ready<'a, T: Send + 'a>(result: Result<T, DriverError>) -> DriverFuture<'a, T> {
+    Box::pin(std::future::ready(result))
+}
 
-    /// The machine's state, asked live (`timeout` bounds any network probe).
-    pub async fn state(&self, timeout: Duration) -> State {
-        match self {
-            Driver::None(_) => State::Running,
-            Driver::Generic(d) => d.state(timeout).await,
-        }
-    }
+/// How long to wait for a machine to reach a state after a power action (libmachine: 60 × 3 s).
+pub const STATE_WAIT: Duration = Duration::from_secs(180);
 
-    /// The Docker URL, checking that the machine is running first (docker-machine's `GetURL`).
-    pub async fn url(&self, timeout: Duration) -> Result<String, DriverError> {
-        if self.state(timeout).await != State::Running {
-            return Err(DriverError::NotRunning);
+/// Waits until the driver reports `wanted`, polling; an error names the last state seen.
+pub async fn wait_for_state(
+    driver: &dyn Driver,
+    wanted: State,
+    limit: Duration,
+) -> Result<(), DriverError> {
+    let started = std::time::Instant::now();
+    loop {
+        let state = driver.state().await?;
+        if state == wanted {
+            return Ok(());
         }
-        self.recorded_url()
-    }
-
-    /// How to reach the machine over SSH, if the driver has SSH.
-    pub fn ssh(&self) -> Option<SshEndpoint> {
-        match self {
-            Driver::None(_) => None,
-            Driver::Generic(d) => Some(d.ssh_endpoint()),
+        if started.elapsed() >= limit {
+            return Err(DriverError::Config(format!(
+                "the machine did not reach state {wanted} within {}s (it is {})",
+                limit.as_secs(),
+                if state == State::None {
+                    "in no known state".to_string()
+                } else {
+                    state.to_string()
+                }
+            )));
         }
-    }
-
-    /// Refuses a power action the driver cannot do (`start`, `stop`, `kill`), naming driver and action.
-    pub fn unsupported(&self, action: &'static str) -> DriverError {
-        let hint = match self {
-            Driver::None(_) => {
-                "hosts without a driver cannot be started, stopped, killed or restarted"
-            }
-            Driver::Generic(_) => "it manages an existing host; power it on or off there",
-        };
-        DriverError::Unsupported {
-            driver: self.name(),
-            action,
-            hint,
-        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -211,4 +332,21 @@ impl BaseDriver {
             ..BaseDriver::default()
         }
     }
+
+    /// Reads the classic Swarm flags every driver takes (`SetSwarmConfigFromFlags`).
+    pub fn set_swarm_config_from_flags(&mut self, flags: &FlagValues) {
+        self.swarm_master = flags.bool("swarm-master");
+        self.swarm_host = flags.string("swarm-host");
+        self.swarm_discovery = flags.string("swarm-discovery");
+    }
+
+    /// The machine's directory in the store (`<StorePath>/machines/<MachineName>`).
+    pub fn machine_dir(&self) -> PathBuf {
+        PathBuf::from(&self.store_path)
+            .join("machines")
+            .join(&self.machine_name)
+    }
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,15 +3,14 @@
 
 use crate::cert::{self, CertPaths};
 use crate::context::Context;
-use crate::driver::none::NoneDriver;
-use crate::driver::{BaseDriver, Driver};
+use crate::driver::{self, Driver, FlagValues, State};
 use crate::error::{Error, Result};
 use crate::store::config::{
     AuthOptions, CONFIG_VERSION, EngineOptions, Host, HostOptions, Lifecycle, SwarmOptions,
 };
 use crate::store::{layout, validate_name};
 
-use super::Reporter;
+use super::{Machine, Reporter};
 
 /// Engine flags of `create` (`--engine-*`).
 #[derive(Debug, Clone, Default)]
@@ -40,18 +39,12 @@ pub struct SwarmFlags {
     pub experimental: bool,
 }
 
-/// The driver-specific part of `create`.
-#[derive(Debug, Clone)]
-pub enum DriverFlags {
-    None { url: String },
-    Generic(crate::driver::generic::GenericFlags),
-}
-
 /// Everything `create` needs.
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
     pub name: String,
-    pub driver: DriverFlags,
+    /// The values of every create flag, the driver's and the shared ones (`SetConfigFromFlags`).
+    pub flags: FlagValues,
     pub engine: EngineFlags,
     pub swarm: SwarmFlags,
     pub tls_sans: Vec<String>,
@@ -60,7 +53,12 @@ pub struct CreateOptions {
 }
 
 /// The record of a new machine, as docker-machine's `create` builds it.
-pub fn new_host(ctx: &Context, opts: &CreateOptions, driver: &Driver) -> Result<Host> {
+pub fn new_host(
+    ctx: &Context,
+    opts: &CreateOptions,
+    driver_name: &str,
+    driver_config: serde_json::Map<String, serde_json::Value>,
+) -> Result<Host> {
     let certs = ctx.store.certs_dir();
     let machine_dir = ctx.store.machine_dir(&opts.name);
     let path = |p: &std::path::Path| p.to_string_lossy().to_string();
@@ -72,8 +70,8 @@ pub fn new_host(ctx: &Context, opts: &CreateOptions, driver: &Driver) -> Result<
     let s = &opts.swarm;
     let mut host = Host {
         config_version: CONFIG_VERSION,
-        driver: driver.to_config()?,
-        driver_name: driver.name().to_string(),
+        driver: driver_config,
+        driver_name: driver_name.to_string(),
         host_options: HostOptions {
             driver: String::new(),
             memory: 0,
@@ -149,41 +147,62 @@ fn check_swarm_discovery(discovery: &str) -> Result<()> {
     }
 }
 
-/// Creates a machine. The record exists from the pre-create check on; a failure after that leaves
-/// it listed as failed, with its error, for `provision` or `rm`.
-pub async fn create(ctx: &Context, opts: &CreateOptions, report: &dyn Reporter) -> Result<Host> {
+/// Creates a machine with `driver` (opened on any config; it gets the new machine's). The
+/// record exists from the pre-create check on; a failure after that leaves it listed as failed,
+/// with its error, for `provision` or `rm`.
+pub async fn create(
+    ctx: &Context,
+    opts: &CreateOptions,
+    mut driver: Box<dyn Driver>,
+    report: &dyn Reporter,
+) -> Result<Host> {
+    let result = prepare(ctx, opts, driver.as_mut()).await;
+    let host = match result {
+        Ok(host) => host,
+        Err(e) => {
+            driver.close().await;
+            return Err(e);
+        }
+    };
+    let mut machine = Machine { host, driver };
+    let result = create_machine(ctx, opts, &mut machine, report).await;
+    machine.close().await;
+    result
+}
+
+/// The new machine's record from the driver's flags.
+async fn prepare(ctx: &Context, opts: &CreateOptions, driver: &mut dyn Driver) -> Result<Host> {
     validate_name(&opts.name).map_err(|e| Error::Other(format!("Error creating machine: {e}")))?;
     check_swarm_discovery(&opts.swarm.discovery)?;
     let root = ctx.store.root().to_string_lossy().to_string();
-    let driver = match &opts.driver {
-        DriverFlags::None { url } => {
-            Driver::None(NoneDriver::new(&opts.name, &root, url).map_err(|e| {
-                Error::Other(format!(
-                    "Error setting machine configuration from flags provided: {e}"
-                ))
-            })?)
-        }
-        DriverFlags::Generic(flags) => {
-            let mut base = BaseDriver::new(&opts.name, &root);
-            base.swarm_master = opts.swarm.master;
-            base.swarm_host = opts.swarm.host.clone();
-            base.swarm_discovery = opts.swarm.discovery.clone();
-            Driver::Generic(flags.driver(base).map_err(|e| {
-                Error::Other(format!(
-                    "Error setting machine configuration from flags provided: {e}"
-                ))
-            })?)
-        }
+    let flags_error = |e: driver::DriverError| {
+        Error::Other(format!(
+            "Error setting machine configuration from flags provided: {e}"
+        ))
     };
+    driver
+        .set_config(driver::new_config(&opts.name, &root))
+        .await
+        .map_err(flags_error)?;
+    driver
+        .set_config_from_flags(&opts.flags)
+        .await
+        .map_err(flags_error)?;
+    new_host(ctx, opts, driver.name(), driver.config().await?)
+}
 
-    let _lock = ctx.store.lock_machine(&opts.name)?;
+async fn create_machine(
+    ctx: &Context,
+    opts: &CreateOptions,
+    machine: &mut Machine,
+    report: &dyn Reporter,
+) -> Result<Host> {
+    let _lock = super::lock_machine(ctx, &opts.name).await?;
     ctx.store.sweep();
     if ctx.store.exists(&opts.name) {
         return Err(crate::store::StoreError::AlreadyExists(opts.name.clone()).into());
     }
-    let mut host = new_host(ctx, opts, &driver)?;
-
-    let paths = super::cert_paths(&host);
+    let paths = super::cert_paths(&machine.host);
     if paths == CertPaths::in_dir(&ctx.store.certs_dir()) {
         let bootstrap = cert::bootstrap(&ctx.store, &paths, &Context::username())
             .map_err(|e| Error::Other(format!("Error generating certificates: {e}")))?;
@@ -191,49 +210,56 @@ pub async fn create(ctx: &Context, opts: &CreateOptions, report: &dyn Reporter) 
             report.info(message);
         }
     }
-
     report.info("Running pre-create checks...");
-    let mut driver = driver;
-    if let Driver::Generic(generic) = &driver
-        && !generic.ssh_key.is_empty()
-        && !std::path::Path::new(&generic.ssh_key).is_file()
-    {
-        return Err(Error::PreCreate(format!(
-            "SSH key does not exist: {:?}",
-            generic.ssh_key
-        )));
-    }
-    crate::provision::set_install_method(&mut host, opts.install_method);
-
-    ctx.store.save(&host)?;
+    machine
+        .driver
+        .pre_create_check()
+        .await
+        .map_err(|e| Error::PreCreate(e.to_string()))?;
+    crate::provision::set_install_method(&mut machine.host, opts.install_method);
+    ctx.store.save(&machine.host)?;
     report.info("Creating machine...");
-    let result = match &mut driver {
-        Driver::None(_) => Ok(()),
-        Driver::Generic(generic) => {
-            match crate::driver::generic::import_key(generic, &ctx.store.machine_dir(&opts.name)) {
-                Ok(message) => {
-                    report.info(message);
-                    host.driver = Driver::Generic(generic.clone()).to_config()?;
-                    ctx.store.save(&host)?;
-                    report
-                        .info("Waiting for machine to be running, this may take a few minutes...");
-                    report.info("Detecting operating system of created instance...");
-                    crate::provision::provision(ctx, &mut host, report, Default::default()).await
-                }
-                Err(e) => Err(e.into()),
-            }
-        }
-    };
+    let result = make_and_provision(ctx, machine, report).await;
+    // Whatever happened, the record keeps what the driver made (an instance to remove later).
+    let config = machine.driver.config().await;
+    let host = &mut machine.host;
+    if let Ok(config) = config {
+        host.driver = config;
+    }
     match result {
         Ok(()) => {
             host.set_lifecycle(Lifecycle::Running, "");
-            ctx.store.save(&host)?;
-            Ok(host)
+            ctx.store.save(host)?;
+            Ok(host.clone())
         }
         Err(e) => {
             host.set_lifecycle(Lifecycle::Failed, &e.to_string());
-            ctx.store.save(&host)?;
+            ctx.store.save(host)?;
             Err(Error::Other(format!("Error creating machine: {e}")))
         }
     }
+}
+
+/// docker-machine's `performCreate`: the driver's create, the wait for Running, provisioning.
+async fn make_and_provision(
+    ctx: &Context,
+    machine: &mut Machine,
+    report: &dyn Reporter,
+) -> Result<()> {
+    machine
+        .driver
+        .create()
+        .await
+        .map_err(|e| Error::Other(format!("Error in driver during machine creation: {e}")))?;
+    machine.take_driver_config().await?;
+    ctx.store.save(&machine.host)?;
+    if !machine.driver.provisions() {
+        return Ok(());
+    }
+    report.info("Waiting for machine to be running, this may take a few minutes...");
+    driver::wait_for_state(machine.driver.as_ref(), State::Running, driver::STATE_WAIT)
+        .await
+        .map_err(|e| Error::Other(format!("Error waiting for machine to be running: {e}")))?;
+    report.info("Detecting operating system of created instance...");
+    crate::provision::provision(ctx, machine, report, Default::default()).await
 }

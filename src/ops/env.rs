@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
+use super::Machine;
 use crate::cert;
 use crate::context::Context;
-use crate::driver::Driver;
 use crate::engine::{EngineClient, EngineError};
 use crate::error::{Error, Result};
 use crate::format::go_quote;
 use crate::shell::{Shell, command_line};
-use crate::store::config::Host;
 use crate::store::layout;
 
 /// How long the TLS check of `env` and `config` may take.
@@ -30,7 +29,8 @@ pub struct EnvOptions {
 /// The machine's Docker URL (or its swarm master URL with `swarm`), after a TLS handshake with the
 /// store's client certificate proves the daemon's certificate valid.
 /// The check is one TLS handshake to the recorded URL; no driver is asked anything.
-pub async fn checked_url(host: &Host, driver: &Driver, swarm: bool, check: bool) -> Result<String> {
+pub async fn checked_url(machine: &Machine, swarm: bool, check: bool) -> Result<String> {
+    let host = &machine.host;
     if let Some(error) = host.failure() {
         return Err(Error::Other(format!(
             "machine \"{n}\" is not ready: {error}; retry with '{p} provision {n}' or remove it with '{p} rm {n}'",
@@ -38,7 +38,7 @@ pub async fn checked_url(host: &Host, driver: &Driver, swarm: bool, check: bool)
             p = crate::context::program_name()
         )));
     }
-    let url = driver.recorded_url()?;
+    let url = machine.docker_url().await?;
     let url = if swarm {
         let opts = &host.host_options.swarm_options;
         if !opts.master {
@@ -116,10 +116,17 @@ pub async fn env(ctx: &Context, name: Option<&str>, opts: &EnvOptions) -> Result
         let name = name.ok_or_else(|| {
             Error::Usage("Error: Expected one machine name as an argument".into())
         })?;
-        let (host, driver) = super::load(ctx, name)?;
-        let url = checked_url(&host, &driver, opts.swarm, !opts.no_check)
+        let machine = Machine::load(ctx, name).await?;
+        let url = checked_url(&machine, opts.swarm, !opts.no_check)
             .await
-            .map_err(|e| Error::Other(format!("Error checking TLS connection: {e}")))?;
+            .map_err(|e| Error::Other(format!("Error checking TLS connection: {e}")));
+        let ip = if opts.no_proxy {
+            machine.driver.ip().await.map_err(Error::from)
+        } else {
+            Ok(String::new())
+        };
+        machine.close().await;
+        let url = url?;
         let cert_path = ctx.store.machine_dir(name);
         out.push_str(&shell.set("DOCKER_TLS_VERIFY", "1"));
         out.push_str(&shell.set("DOCKER_HOST", &url));
@@ -127,7 +134,7 @@ pub async fn env(ctx: &Context, name: Option<&str>, opts: &EnvOptions) -> Result
         out.push_str(&shell.set("DOCKER_MACHINE_NAME", name));
         if opts.no_proxy {
             let var = no_proxy_var();
-            let ip = driver.ip()?;
+            let ip = ip?;
             let current = std::env::var(var).unwrap_or_default();
             let value = if current.is_empty() {
                 ip
@@ -145,10 +152,11 @@ pub async fn env(ctx: &Context, name: Option<&str>, opts: &EnvOptions) -> Result
 
 /// Renders `config`: the docker CLI flags that reach the machine.
 pub async fn config(ctx: &Context, name: &str, swarm: bool) -> Result<String> {
-    let (host, driver) = super::load(ctx, name)?;
-    let url = checked_url(&host, &driver, swarm, true)
-        .await
-        .map_err(|e| Error::Other(format!("Error running connection boilerplate: {e}")))?;
+    let machine = Machine::load(ctx, name).await?;
+    let url = checked_url(&machine, swarm, true).await;
+    machine.close().await;
+    let url =
+        url.map_err(|e| Error::Other(format!("Error running connection boilerplate: {e}")))?;
     let dir = ctx.store.machine_dir(name);
     let path = |f: &str| go_quote(&dir.join(f).to_string_lossy());
     Ok(format!(

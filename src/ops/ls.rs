@@ -12,18 +12,21 @@ use tokio::sync::Semaphore;
 
 use crate::cert;
 use crate::context::Context;
-use crate::driver::{Driver, DriverError, State};
+use crate::driver::{self, Driver, DriverError, State};
 use crate::engine::EngineClient;
 use crate::error::{Error, Result};
 use crate::format::{natsort, tabwriter::TabWriter, template};
+use crate::report::{DebugOnly, Reporter};
+use crate::store::LoadedHost;
 use crate::store::config::{Host, Lifecycle, SwarmOptions};
-use crate::store::{LoadedHost, Store};
 
 /// docker-machine's default `ls` format.
 pub const DEFAULT_FORMAT: &str = "table {{ .Name }}\t{{ .Active }}\t{{ .DriverName}}\t{{ .State }}\t{{ .URL }}\t{{ .Swarm }}\t{{ .DockerVersion }}\t{{ .Error}}";
 
 /// How many hosts are queried at once (each query holds one socket).
 pub const MAX_CONCURRENT_QUERIES: usize = 512;
+/// How many plugin processes run at once (one per machine of a plugin driver, as docker-machine).
+pub const MAX_CONCURRENT_PLUGINS: usize = 16;
 
 /// `ls` filters: values of one key are OR-ed, different keys AND-ed.
 #[derive(Debug, Default, Clone)]
@@ -214,7 +217,7 @@ pub async fn ls(ctx: &Context, opts: &LsOptions) -> Result<String> {
         return Ok(out);
     }
 
-    let items = query_all(store, &filters, opts.timeout).await?;
+    let items = query_all(ctx, &filters, opts.timeout).await?;
     if opts.quiet {
         let mut items = items;
         items.sort_by(|a, b| a.name.cmp(&b.name));
@@ -352,11 +355,15 @@ pub fn go_duration(d: Duration) -> String {
 
 /// Queries every machine that passes the filters, concurrently; sorted as `ls` prints them.
 pub async fn query_all(
-    store: &Store,
+    ctx: &Context,
     filters: &Filters,
     timeout: Duration,
 ) -> Result<Vec<ListItem>> {
+    let store = &ctx.store;
     let loaded = store.load_all()?;
+    // A plugin's output would break the table: it is shown with --debug only.
+    let plugin_output: Arc<dyn Reporter> = Arc::new(DebugOnly(ctx.report.clone()));
+    let plugins = Arc::new(Semaphore::new(MAX_CONCURRENT_PLUGINS));
     let masters = swarm_masters(&loaded);
     let docker_host = Context::docker_host();
     let clients = TlsClients::default();
@@ -384,6 +391,8 @@ pub async fn query_all(
         let engine = clients.for_host(&host);
         let limit = limit.clone();
         let docker_host = docker_host.clone();
+        let env = super::driver_env(&host, plugin_output.clone());
+        let plugins = plugins.clone();
         // Only an unfinished create asks whether its lock is still held (no lock I/O otherwise).
         let lock_free = !matches!(
             host.lifecycle(),
@@ -397,7 +406,14 @@ pub async fn query_all(
             let query = async {
                 let _permit = limit.acquire_owned().await;
                 let started = Instant::now();
-                let mut item = query_host(host, engine, timeout, &docker_host, lock_free).await;
+                let query = Query {
+                    engine,
+                    docker_host,
+                    lock_free,
+                    env,
+                    plugins,
+                };
+                let mut item = query_host(host, query).await;
                 item.response_time = started.elapsed();
                 item
             };
@@ -440,13 +456,17 @@ pub fn swarm_url(url: &str, swarm_host: &str) -> Option<String> {
     Some(format!("{base}:{swarm_port}"))
 }
 
-async fn query_host(
-    host: Arc<Host>,
+/// What one host's query needs besides its record.
+struct Query {
     engine: ClientOrError,
-    timeout: Duration,
-    docker_host: &str,
+    docker_host: String,
+    /// No command holds the machine's lock (an unfinished create is not under way).
     lock_free: bool,
-) -> ListItem {
+    env: driver::DriverEnv,
+    plugins: Arc<Semaphore>,
+}
+
+async fn query_host(host: Arc<Host>, q: Query) -> ListItem {
     let mut item = ListItem {
         name: host.name.clone(),
         driver_name: host.driver_name.clone(),
@@ -463,7 +483,7 @@ async fn query_host(
             item.host = Some(host);
             return item;
         }
-        Lifecycle::Creating | Lifecycle::Provisioning if !lock_free => {
+        Lifecycle::Creating | Lifecycle::Provisioning if !q.lock_free => {
             item.state = State::Starting;
             item.host = Some(host);
             return item;
@@ -479,24 +499,67 @@ async fn query_host(
             return item;
         }
     }
-    let driver = match Driver::for_host(&host) {
-        Ok(d) => d,
+    // A plugin driver is a process per machine: a bounded number at once.
+    let _plugin = match driver::is_builtin(&host.driver_name) {
+        true => None,
+        false => q.plugins.clone().acquire_owned().await.ok(),
+    };
+    match driver::open(&host.driver_name, &host.driver, &q.env).await {
+        Ok(driver) => {
+            query_driver(&mut item, driver.as_ref(), &q).await;
+            driver.close().await;
+        }
         Err(e) => {
-            item.driver_name = if matches!(e, DriverError::NotFound(_)) {
+            item.driver_name = if matches!(
+                e,
+                DriverError::NotFound { .. } | DriverError::CoreNotFound { .. }
+            ) {
                 "not-found".into()
             } else {
                 host.driver_name.clone()
             };
             item.state = State::Error;
             item.error = e.to_string();
-            item.host = Some(host);
-            return item;
         }
+    }
+    if item.state == State::Running {
+        let swarm = &host.host_options.swarm_options;
+        item.active_host = item.url == q.docker_host;
+        item.active_swarm =
+            swarm.master && swarm_url(&item.url, &swarm.host).is_some_and(|u| u == q.docker_host);
+    }
+    item.host = Some(host);
+    item
+}
+
+/// Fills in state, URL and Docker version. A built-in driver's URL is known: a daemon that
+/// answers over TLS proves the machine running, and only when it does not is the driver asked
+/// (for generic, a probe of the SSH port). A plugin is asked its state, then its URL.
+async fn query_driver(item: &mut ListItem, driver: &dyn Driver, q: &Query) {
+    let known = driver.known_url();
+    let url = match &known {
+        Some(url) => url.clone(),
+        None => match driver.state().await {
+            Ok(State::Running) => match driver.url().await {
+                Ok(url) => url,
+                Err(e) => {
+                    item.state = State::Running;
+                    item.error = e.to_string();
+                    return;
+                }
+            },
+            Ok(state) => {
+                item.state = state;
+                return;
+            }
+            Err(e) => {
+                item.state = State::Error;
+                item.error = e.to_string();
+                return;
+            }
+        },
     };
-    // A daemon that answers over TLS proves the machine running; only when it does not is the
-    // driver asked (for generic, a probe of the SSH port).
-    let url = driver.recorded_url().unwrap_or_default();
-    let version = match (&engine, url.is_empty()) {
+    let version = match (&q.engine, url.is_empty()) {
         (_, true) => Err(String::new()),
         (Ok(client), false) => client.version(&url).await.map_err(|e| e.to_string()),
         (Err(e), false) => Err(e.clone()),
@@ -507,7 +570,11 @@ async fn query_host(
             item.docker_version = format!("v{v}");
         }
         Err(e) => {
-            item.state = driver.state(timeout).await;
+            if known.is_some() {
+                item.state = driver.state().await.unwrap_or(State::Error);
+            } else {
+                item.state = State::Running;
+            }
             if item.state == State::Running && !e.is_empty() {
                 item.error = format!("Unable to query docker version: {e}");
             }
@@ -515,13 +582,7 @@ async fn query_host(
     }
     if item.state == State::Running {
         item.url = url;
-        let swarm = &host.host_options.swarm_options;
-        item.active_host = item.url == docker_host;
-        item.active_swarm =
-            swarm.master && swarm_url(&item.url, &swarm.host).is_some_and(|u| u == docker_host);
     }
-    item.host = Some(host);
-    item
 }
 
 /// A TLS client for one set of certificate paths, or why it could not be built.
@@ -567,7 +628,7 @@ impl TlsClients {
 
 /// `active`: the first running machine (in `ls` order) whose URL is `$DOCKER_HOST`.
 pub async fn active(ctx: &Context, timeout: Duration) -> Result<String> {
-    let items = query_all(&ctx.store, &Filters::default(), timeout).await?;
+    let items = query_all(ctx, &Filters::default(), timeout).await?;
     if let Some(item) = items.iter().find(|i| i.active_host || i.active_swarm) {
         return Ok(item.name.clone());
     }

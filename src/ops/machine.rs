@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::Machine;
 use crate::cert;
 use crate::context::Context;
 use crate::driver::State;
@@ -10,13 +11,15 @@ use crate::error::Result;
 use crate::format::template;
 use crate::store::config::{Lifecycle, to_go_json_pretty};
 
-/// How long a state probe may take for `status` and `url`.
+/// How long a TLS request of `version NAME` may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The machine's Docker URL (`Host is not running` when it is not).
 pub async fn url(ctx: &Context, name: &str) -> Result<String> {
-    let (_, driver) = super::load(ctx, name)?;
-    Ok(driver.url(PROBE_TIMEOUT).await?)
+    let machine = Machine::load(ctx, name).await?;
+    let url = machine.driver.url().await;
+    machine.close().await;
+    Ok(url?)
 }
 
 /// The IP of each machine, in the order given.
@@ -25,10 +28,10 @@ pub async fn ips(ctx: &Context, names: &[String]) -> Vec<Result<String>> {
     super::for_each_machine(names, move |name| {
         let ctx = ctx.clone();
         async move {
-            let (_, driver) = super::load(&ctx, &name)?;
-            driver
-                .ip()
-                .map_err(|e| crate::error::Error::Other(format!("Error getting IP address: {e}")))
+            let machine = Machine::load(&ctx, &name).await?;
+            let ip = machine.driver.ip().await;
+            machine.close().await;
+            ip.map_err(|e| crate::error::Error::Other(format!("Error getting IP address: {e}")))
         }
     })
     .await
@@ -36,11 +39,14 @@ pub async fn ips(ctx: &Context, names: &[String]) -> Vec<Result<String>> {
 
 /// The machine's state; `Error` for a machine whose create failed.
 pub async fn status(ctx: &Context, name: &str) -> Result<State> {
-    let (host, driver) = super::load(ctx, name)?;
+    let host = ctx.store.load(name)?;
     if host.lifecycle() == Lifecycle::Failed {
         return Ok(State::Error);
     }
-    Ok(driver.state(PROBE_TIMEOUT).await)
+    let machine = Machine::open(ctx, host).await?;
+    let state = machine.driver.state().await;
+    machine.close().await;
+    Ok(state?)
 }
 
 /// `inspect`: the record as 4-space JSON, or through a Go template over its JSON map.
@@ -66,11 +72,11 @@ pub fn inspect(ctx: &Context, name: &str, format: Option<&str>) -> Result<String
 
 /// The Docker version of a machine's daemon.
 pub async fn docker_version(ctx: &Context, name: &str) -> Result<String> {
-    let (host, driver) = super::load(ctx, name)?;
-    let url = driver.url(PROBE_TIMEOUT).await?;
-    let client = EngineClient::new(
-        cert::client_config(&super::cert_paths(&host))?,
-        PROBE_TIMEOUT,
-    );
+    let machine = Machine::load(ctx, name).await?;
+    let url = machine.driver.url().await;
+    let paths = super::cert_paths(&machine.host);
+    machine.close().await;
+    let url = url?;
+    let client = EngineClient::new(cert::client_config(&paths)?, PROBE_TIMEOUT);
     Ok(client.version(&url).await?)
 }

@@ -4,8 +4,10 @@ pub mod create;
 pub mod env;
 pub mod ls;
 pub mod machine;
+pub mod power;
 pub mod remote;
 pub mod rm;
+pub mod session;
 pub mod ssh;
 
 use std::future::Future;
@@ -15,34 +17,75 @@ use tokio::sync::Semaphore;
 
 use crate::cert::CertPaths;
 use crate::context::Context;
-use crate::driver::Driver;
+use crate::driver::{self, Driver, DriverEnv};
 use crate::error::{Error, Result};
 use crate::store::config::Host;
 
 /// How many machines a multi-machine command works on at once.
 pub const MAX_CONCURRENT_MACHINES: usize = 32;
 
-/// Receives the step messages of long operations; the binary decides how to show them.
-pub trait Reporter: Send + Sync {
-    /// A step, as docker-machine logs it (`Creating machine...`).
-    fn info(&self, message: &str);
-    /// Detail shown only with `--debug` (remote commands, their output and exit status).
-    fn debug(&self, message: &str);
+pub use crate::report::Reporter;
+
+/// A stored machine with its driver open. Close it when done: a plugin driver's process ends
+/// then (dropped without closing, the process is killed).
+pub struct Machine {
+    pub host: Host,
+    pub driver: Box<dyn Driver>,
 }
 
-/// A reporter that shows nothing (for tests and quiet callers).
-pub struct Silent;
+impl Machine {
+    /// Opens the driver of a loaded record.
+    pub async fn open(ctx: &Context, host: Host) -> Result<Machine> {
+        let env = driver_env(&host, ctx.report.clone());
+        let driver = driver::open(&host.driver_name, &host.driver, &env).await?;
+        Ok(Machine { host, driver })
+    }
 
-impl Reporter for Silent {
-    fn info(&self, _: &str) {}
-    fn debug(&self, _: &str) {}
+    /// Loads a machine and opens its driver.
+    pub async fn load(ctx: &Context, name: &str) -> Result<Machine> {
+        Machine::open(ctx, ctx.store.load(name)?).await
+    }
+
+    /// Takes the driver's current config into the record (after the driver changed it).
+    pub async fn take_driver_config(&mut self) -> Result<()> {
+        self.host.driver = self.driver.config().await?;
+        Ok(())
+    }
+
+    /// The Docker URL: the one the record has, else the driver's answer (`GetURL`).
+    pub async fn docker_url(&self) -> Result<String> {
+        match self.driver.known_url() {
+            Some(url) => Ok(url),
+            None => Ok(self.driver.url().await?),
+        }
+    }
+
+    /// Ends the driver's session.
+    pub async fn close(self) {
+        self.driver.close().await;
+    }
 }
 
-/// A stored machine and its driver.
-pub fn load(ctx: &Context, name: &str) -> Result<(Host, Driver)> {
-    let host = ctx.store.load(name)?;
-    let driver = Driver::for_host(&host)?;
-    Ok((host, driver))
+/// Takes a machine's lock without blocking the async workers (two tasks of one command may wait
+/// for the same machine, as in `provision web web`).
+pub async fn lock_machine(ctx: &Context, name: &str) -> Result<crate::fsutil::FileLock> {
+    let store = ctx.store.clone();
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || store.lock_machine(&name))
+        .await
+        .map_err(|e| Error::Other(format!("lock task failed: {e}")))?
+        .map_err(Error::from)
+}
+
+/// What a machine's driver is opened with: where its messages go and the pinned SSH host key.
+pub fn driver_env(host: &Host, report: Arc<dyn Reporter>) -> DriverEnv {
+    let mut env = DriverEnv::new(&host.name, report);
+    env.ssh_host_key = host
+        .hoist
+        .as_ref()
+        .map(|h| h.ssh_host_key.clone())
+        .filter(|k| !k.is_empty());
+    env
 }
 
 /// The CA and client certificate a machine's record points at.
@@ -84,21 +127,4 @@ where
         );
     }
     results
-}
-
-/// Collects per-machine results: the values, or one error with a line per failed machine.
-pub fn collect<T>(results: Vec<Result<T>>) -> Result<Vec<T>> {
-    let mut values = Vec::new();
-    let mut errors = Vec::new();
-    for r in results {
-        match r {
-            Ok(v) => values.push(v),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    if errors.is_empty() {
-        Ok(values)
-    } else {
-        Err(Error::Many(errors))
-    }
 }

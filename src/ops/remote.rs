@@ -1,42 +1,41 @@
-//! The commands that act on a machine over SSH: `provision`, `regenerate-certs`, `restart`,
-//! `upgrade`. Each holds the machine's lock and records the outcome in the machine's record.
+//! The commands that act on a machine over SSH: `provision`, `regenerate-certs`, `upgrade`.
+//! Each holds the machine's lock and records the outcome in the machine's record.
 
 use std::time::Duration;
 
 use crate::cert;
 use crate::context::Context;
-use crate::driver::{Driver, State};
 use crate::error::{Error, Result};
-use crate::provision::{self, ProvisionOptions, Remote};
-use crate::store::config::{Host, Lifecycle};
+use crate::provision::{self, ProvisionOptions};
+use crate::ssh::Remote;
+use crate::store::config::Lifecycle;
 
-use super::Reporter;
-
-/// How long a rebooting host may take to come back.
-pub const REBOOT_WAIT: Duration = Duration::from_secs(180);
+use super::power::prefixed;
+use super::{Machine, Reporter, session};
 
 /// What a locked run does to the machine.
 enum Action {
     Provision(ProvisionOptions),
-    Restart,
     Upgrade,
 }
 
 /// Runs an action under the machine's lock and records its outcome (running, or failed with the
 /// error) in the machine's record.
 async fn locked(ctx: &Context, name: &str, report: &dyn Reporter, action: Action) -> Result<()> {
-    let _lock = ctx.store.lock_machine(name)?;
-    let mut host = ctx.store.load(name)?;
+    let _lock = super::lock_machine(ctx, name).await?;
+    let mut machine = Machine::load(ctx, name).await?;
     let result = match action {
-        Action::Provision(opts) => provision::provision(ctx, &mut host, report, opts).await,
-        Action::Restart => restart_host(ctx, &mut host, report).await,
-        Action::Upgrade => upgrade_host(ctx, &mut host, report).await,
+        Action::Provision(opts) => provision::provision(ctx, &mut machine, report, opts).await,
+        Action::Upgrade => upgrade_host(ctx, &mut machine, report).await,
     };
+    let host = &mut machine.host;
     match &result {
         Ok(()) => host.set_lifecycle(Lifecycle::Running, ""),
         Err(e) => host.set_lifecycle(Lifecycle::Failed, &e.to_string()),
     }
-    ctx.store.save(&host)?;
+    let saved = ctx.store.save(host);
+    machine.close().await;
+    saved?;
     result.map_err(|e| prefixed(name, e))
 }
 
@@ -89,70 +88,16 @@ pub async fn regenerate_certs(ctx: &Context, name: &str, report: &dyn Reporter) 
     provision(ctx, name, report, ProvisionOptions::default()).await
 }
 
-fn prefixed(name: &str, e: Error) -> Error {
-    let text = e.to_string();
-    if text.contains(&format!("\"{name}\"")) {
-        e
-    } else {
-        Error::Other(format!("machine \"{name}\": {text}"))
-    }
-}
-
-/// The driver of a machine that `action` reaches over SSH (generic); others refuse the action.
-fn ssh_driver(host: &Host, action: &'static str) -> Result<Driver> {
-    let driver = Driver::for_host(host)?;
-    match driver {
-        Driver::Generic(_) => Ok(driver),
-        _ => Err(driver.unsupported(action).into()),
-    }
-}
-
-/// `restart`: reboots a generic host over SSH and waits for its daemon to answer again.
-pub async fn restart(ctx: &Context, name: &str, report: &dyn Reporter) -> Result<()> {
-    locked(ctx, name, report, Action::Restart).await
-}
-
-async fn restart_host(ctx: &Context, host: &mut Host, report: &dyn Reporter) -> Result<()> {
-    let driver = ssh_driver(host, "restart")?;
-    report.info(&format!("Restarting \"{}\"...", host.name));
-    {
-        let session =
-            provision::connect(ctx, host, &driver, Duration::from_secs(30), false).await?;
-        let remote = Remote::new(session, &host.name, report).await?;
-        // The connection drops as the host goes down; the command's own result does not matter.
-        let _ = tokio::time::timeout(
-            Duration::from_secs(10),
-            remote.root(
-                "(sleep 1; systemctl reboot || shutdown -r now) >/dev/null 2>&1 &",
-                None,
-            ),
-        )
-        .await;
-        remote.close().await;
-    }
-    let started = std::time::Instant::now();
-    // Wait for SSH to go away (or for the reboot to have passed), then for it to return.
-    while started.elapsed() < Duration::from_secs(30)
-        && driver.state(Duration::from_secs(1)).await == State::Running
-    {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-    let session = provision::connect(ctx, host, &driver, REBOOT_WAIT, false).await?;
-    session.close().await;
-    let url = driver.recorded_url()?;
-    provision::wait_for_docker(None, host, &url).await?;
-    Ok(())
-}
-
 /// `upgrade`: upgrades the distribution's Docker package and restarts the daemon.
 pub async fn upgrade(ctx: &Context, name: &str, report: &dyn Reporter) -> Result<()> {
     locked(ctx, name, report, Action::Upgrade).await
 }
 
-async fn upgrade_host(ctx: &Context, host: &mut Host, report: &dyn Reporter) -> Result<()> {
-    let driver = ssh_driver(host, "upgrade")?;
-    let session = provision::connect(ctx, host, &driver, Duration::from_secs(30), false).await?;
-    let remote = Remote::new(session, &host.name, report).await?;
+async fn upgrade_host(ctx: &Context, machine: &mut Machine, report: &dyn Reporter) -> Result<()> {
+    let session = session::connect(ctx, machine, Duration::from_secs(30), false).await?;
+    let remote = Remote::new(session, &machine.host.name, report).await?;
+    let url = machine.docker_url().await?;
+    let host = &machine.host;
     let result = async {
         let os = remote
             .root_ok("reading /etc/os-release", "cat /etc/os-release", None)
@@ -168,7 +113,7 @@ async fn upgrade_host(ctx: &Context, host: &mut Host, report: &dyn Reporter) -> 
         remote
             .root_ok("restarting Docker", "systemctl restart docker", None)
             .await?;
-        provision::wait_for_docker(Some(&remote), host, &driver.recorded_url()?)
+        provision::wait_for_docker(Some(&remote), host, &url)
             .await
             .map(|_| ())
     }

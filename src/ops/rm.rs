@@ -1,20 +1,29 @@
-//! `rm`: removes machines from the store (the driver's remote part first, where it has one).
+//! `rm`: removes machines: the driver's remote part first (a plugin's instance; built-in drivers
+//! leave the host alone), then the record.
 
+use super::Machine;
 use crate::context::Context;
-use crate::driver::Driver;
 use crate::error::{Error, Result};
 use crate::store::StoreError;
 
-/// Removes one machine under its lock. With `force`, a record that does not load is still removed.
-pub fn remove_one(ctx: &Context, name: &str, force: bool) -> Result<()> {
-    let _lock = ctx.store.lock_machine(name)?;
+/// Removes one machine under its lock. With `force`, a record that does not load or a driver
+/// that fails to remove is still removed from the store; what failed is returned as warnings.
+pub async fn remove_one(ctx: &Context, name: &str, force: bool) -> Result<Vec<String>> {
+    let _lock = super::lock_machine(ctx, name).await?;
+    let mut warnings = Vec::new();
     match ctx.store.load(name) {
         Ok(host) => {
-            // Built-in drivers leave the remote host alone (generic) or have none (none).
-            if let Err(e) = Driver::for_host(&host)
-                && !force
-            {
-                return Err(e.into());
+            let removed = async {
+                let mut machine = Machine::open(ctx, host).await?;
+                let result = machine.driver.remove().await;
+                machine.close().await;
+                result.map_err(Error::from)
+            }
+            .await;
+            match removed {
+                Err(e) if !force => return Err(e),
+                Err(e) => warnings.push(format!("Error removing host \"{name}\": {e}")),
+                Ok(()) => {}
             }
         }
         Err(StoreError::NotFound(n)) => return Err(StoreError::NotFound(n).into()),
@@ -22,26 +31,25 @@ pub fn remove_one(ctx: &Context, name: &str, force: bool) -> Result<()> {
         Err(_) => {}
     }
     ctx.store.remove(name)?;
-    Ok(())
+    Ok(warnings)
 }
 
-/// Removes each machine; returns one line per outcome and whether all succeeded.
+/// Removes each machine; returns the lines for stdout (successes) and for stderr (failures).
 pub async fn remove(ctx: &Context, names: &[String], force: bool) -> (Vec<String>, Vec<String>) {
     let ctx2 = ctx.clone();
     let results = super::for_each_machine(names, move |name| {
         let ctx = ctx2.clone();
-        async move {
-            tokio::task::spawn_blocking(move || remove_one(&ctx, &name, force))
-                .await
-                .map_err(|e| Error::Other(e.to_string()))?
-        }
+        async move { remove_one(&ctx, &name, force).await }
     })
     .await;
     let mut done = Vec::new();
     let mut failed = Vec::new();
     for (name, result) in names.iter().zip(results) {
         match result {
-            Ok(()) => done.push(format!("Successfully removed {name}")),
+            Ok(warnings) => {
+                failed.extend(warnings);
+                done.push(format!("Successfully removed {name}"));
+            }
             Err(e) => failed.push(format!("Error removing host \"{name}\": {e}")),
         }
     }

@@ -4,12 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::{Machine, session};
 use crate::context::Context;
-use crate::driver::{Driver, SshEndpoint};
 use crate::error::{Error, Result};
-use crate::provision;
-use crate::ssh::Session;
-use crate::store::config::Host;
+use crate::ssh::{Session, SshEndpoint};
 
 /// The known_hosts file hoist keeps in each machine directory (the pinned host key).
 pub const KNOWN_HOSTS: &str = "known_hosts";
@@ -33,27 +31,32 @@ pub struct SshMachine {
 
 /// Loads a machine for SSH use, pinning its host key first if it has none yet (trust on first use).
 pub async fn machine(ctx: &Context, name: &str) -> Result<SshMachine> {
-    let mut host = ctx.store.load(name)?;
-    let driver = Driver::for_host(&host)?;
-    let endpoint = driver.ssh().ok_or_else(|| {
-        Error::Other(format!(
-            "machine \"{name}\" uses the {} driver, which has no SSH access",
-            driver.name()
-        ))
-    })?;
-    if pinned_key(&host).is_empty() {
-        let _lock = ctx.store.lock_machine(name)?;
-        let session =
-            provision::connect(ctx, &mut host, &driver, Duration::from_secs(15), false).await?;
+    let mut machine = Machine::load(ctx, name).await?;
+    let result = pin_and_describe(ctx, &mut machine).await;
+    machine.close().await;
+    result
+}
+
+async fn pin_and_describe(ctx: &Context, machine: &mut Machine) -> Result<SshMachine> {
+    let name = machine.host.name.clone();
+    let endpoint = session::endpoint(machine).await?;
+    if session::pinned_key(&machine.host).is_none() {
+        let _lock = super::lock_machine(ctx, &name).await?;
+        let session = session::connect(ctx, machine, Duration::from_secs(15), false).await?;
         session.close().await;
     }
+    let host = &machine.host;
+    let name = name.as_str();
     let known_hosts = ctx.store.machine_dir(name).join(KNOWN_HOSTS);
     let entry_host = if endpoint.port == 22 {
         endpoint.host.clone()
     } else {
         format!("[{}]:{}", endpoint.host, endpoint.port)
     };
-    let line = format!("{entry_host} {}\n", pinned_key(&host));
+    let line = format!(
+        "{entry_host} {}\n",
+        session::pinned_key(host).unwrap_or_default()
+    );
     if std::fs::read_to_string(&known_hosts).ok().as_deref() != Some(line.as_str()) {
         crate::fsutil::write_atomic(&known_hosts, line.as_bytes(), 0o600)
             .map_err(|e| Error::Other(format!("cannot write {}: {e}", known_hosts.display())))?;
@@ -63,13 +66,6 @@ pub async fn machine(ctx: &Context, name: &str) -> Result<SshMachine> {
         endpoint,
         known_hosts,
     })
-}
-
-fn pinned_key(host: &Host) -> String {
-    host.hoist
-        .as_ref()
-        .map(|h| h.ssh_host_key.clone())
-        .unwrap_or_default()
 }
 
 /// OpenSSH options shared by ssh, scp and sshfs: strict checking against the pinned key.
@@ -131,12 +127,10 @@ pub fn ssh_command(m: &SshMachine, args: &[String]) -> Vec<String> {
 
 /// Runs a command (or a shell) with the native client; returns the remote exit status.
 pub async fn native_ssh(ctx: &Context, m: &SshMachine, args: &[String]) -> Result<u32> {
-    let host = ctx.store.load(&m.name)?;
-    let driver = Driver::for_host(&host)?;
-    let target = provision::target(&host, &driver, false)?;
-    let session = Session::connect(&target)
-        .await
-        .map_err(|e| Error::Other(e.to_string()))?;
+    let machine = Machine::load(ctx, &m.name).await?;
+    let target = session::target(&machine, false).await;
+    machine.close().await;
+    let session = Session::connect(&target?).await?;
     let command = (!args.is_empty()).then(|| args.join(" "));
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
     let status = if tty || command.is_none() {

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use crate::cert;
 use crate::context::Context;
-use crate::driver::Driver;
 use crate::engine::EngineClient;
 use crate::error::{Error, Result};
-use crate::ops::Reporter;
-use crate::ssh::{self, Output, Session, Target, quote};
+use crate::ops::{Machine, session};
+use crate::report::Reporter;
+use crate::ssh::{Remote, quote};
 use crate::store::config::{Host, Lifecycle};
 use crate::store::layout;
 
@@ -88,147 +88,6 @@ pub fn set_install_method(host: &mut Host, method: InstallMethod) {
     );
 }
 
-/// Commands on one host over one connection, with `sudo -n` for a non-root user.
-pub struct Remote<'a> {
-    session: Session,
-    sudo: bool,
-    machine: String,
-    report: &'a dyn Reporter,
-}
-
-impl<'a> Remote<'a> {
-    /// Wraps a session; checks that a non-root user has passwordless sudo.
-    pub async fn new(
-        session: Session,
-        machine: &str,
-        report: &'a dyn Reporter,
-    ) -> Result<Remote<'a>> {
-        let sudo = session.user != "root";
-        let remote = Remote {
-            session,
-            sudo,
-            machine: machine.to_string(),
-            report,
-        };
-        if sudo {
-            let out = remote.exec("sudo -n true", None).await?;
-            if out.status != 0 {
-                return Err(Error::Other(format!(
-                    "user \"{}\" on machine \"{}\" cannot use sudo without a password ({}); hoist needs passwordless sudo (NOPASSWD) or the root user",
-                    remote.session.user,
-                    machine,
-                    out.last_error_line()
-                )));
-            }
-        }
-        Ok(remote)
-    }
-
-    async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output> {
-        self.report
-            .debug(&format!("(ssh {}) {command}", self.session.addr()));
-        let out = self.session.run(command, stdin).await.map_err(ssh_error)?;
-        self.report.debug(&format!(
-            "exit status {}\nstdout: {}\nstderr: {}",
-            out.status,
-            out.stdout_text().trim_end(),
-            String::from_utf8_lossy(&out.stderr).trim_end()
-        ));
-        Ok(out)
-    }
-
-    /// Runs a shell script as root; its output whatever the exit status.
-    pub async fn root(&self, script: &str, stdin: Option<&[u8]>) -> Result<Output> {
-        let command = if self.sudo {
-            format!("sudo -n sh -c {}", quote(script))
-        } else {
-            format!("sh -c {}", quote(script))
-        };
-        self.exec(&command, stdin).await
-    }
-
-    /// Runs a shell script as root and fails, naming `what`, when it exits non-zero.
-    pub async fn root_ok(&self, what: &str, script: &str, stdin: Option<&[u8]>) -> Result<Output> {
-        let out = self.root(script, stdin).await?;
-        if out.status != 0 {
-            return Err(Error::Other(format!(
-                "{what} failed on machine \"{}\" (exit status {}): {}",
-                self.machine,
-                out.status,
-                out.last_error_line()
-            )));
-        }
-        Ok(out)
-    }
-
-    /// Writes a file as root from `data` (sent on stdin), atomically, with `mode`.
-    pub async fn upload(&self, path: &str, data: &[u8], mode: &str) -> Result<()> {
-        let script = format!(
-            "set -e; p={}; mkdir -p \"$(dirname \"$p\")\"; umask 077; cat > \"$p.hoist-tmp\"; chmod {} \"$p.hoist-tmp\"; mv \"$p.hoist-tmp\" \"$p\"",
-            quote(path),
-            quote(mode)
-        );
-        self.root_ok(&format!("writing {path}"), &script, Some(data))
-            .await
-            .map(|_| ())
-    }
-
-    /// Closes the connection.
-    pub async fn close(self) {
-        self.session.close().await;
-    }
-}
-
-fn ssh_error(e: ssh::SshError) -> Error {
-    Error::Other(e.to_string())
-}
-
-/// The SSH target of a machine, pinned to its recorded host key (unless re-trusting).
-pub fn target(host: &Host, driver: &Driver, trust_new_host_key: bool) -> Result<Target> {
-    let endpoint = driver.ssh().ok_or_else(|| {
-        Error::Other(format!(
-            "machine \"{}\" uses the {} driver, which has no SSH access",
-            host.name,
-            driver.name()
-        ))
-    })?;
-    let pinned = host
-        .hoist
-        .as_ref()
-        .map(|h| h.ssh_host_key.clone())
-        .filter(|k| !k.is_empty() && !trust_new_host_key);
-    Ok(Target {
-        machine: host.name.clone(),
-        endpoint,
-        pinned,
-        connect_timeout: Duration::from_secs(10),
-    })
-}
-
-/// Connects to a machine over SSH (waiting up to `wait` for it) and pins its host key on first use.
-pub async fn connect(
-    ctx: &Context,
-    host: &mut Host,
-    driver: &Driver,
-    wait: Duration,
-    retrust: bool,
-) -> Result<Session> {
-    let target = target(host, driver, retrust)?;
-    let session = Session::connect_retrying(&target, wait)
-        .await
-        .map_err(ssh_error)?;
-    let pinned = host
-        .hoist
-        .as_ref()
-        .map(|h| h.ssh_host_key.as_str())
-        .unwrap_or("");
-    if pinned != session.host_key && !session.host_key.is_empty() {
-        host.record_mut().ssh_host_key = session.host_key.clone();
-        ctx.store.save(host)?;
-    }
-    Ok(session)
-}
-
 /// What the first round trip learns about the host.
 struct Probe {
     os: os::OsRelease,
@@ -283,8 +142,8 @@ async fn set_hostname(remote: &Remote<'_>, name: &str) -> Result<()> {
     );
     remote
         .root_ok("setting the hostname", &script, None)
-        .await
-        .map(|_| ())
+        .await?;
+    Ok(())
 }
 
 async fn install_docker(
@@ -309,8 +168,8 @@ async fn install_docker(
                     &script,
                     None,
                 )
-                .await
-                .map(|_| ())
+                .await?;
+            Ok(())
         }
         InstallMethod::Auto | InstallMethod::Script => {
             let script = format!(
@@ -430,37 +289,39 @@ pub struct ProvisionOptions {
 /// Provisions (or re-provisions) a machine; safe to run again. The caller holds the machine's lock.
 pub async fn provision(
     ctx: &Context,
-    host: &mut Host,
+    machine: &mut Machine,
     report: &dyn Reporter,
     opts: ProvisionOptions,
 ) -> Result<()> {
-    let driver = Driver::for_host(host)?;
-    let Driver::Generic(generic) = &driver else {
-        return Err(driver.unsupported("provision").into());
-    };
-    host.set_lifecycle(Lifecycle::Provisioning, "");
-    ctx.store.save(host)?;
+    if !machine.driver.provisions() {
+        return Err(Error::Other(format!(
+            "machine \"{}\" uses the {} driver, which hoist does not provision",
+            machine.host.name,
+            machine.driver.name()
+        )));
+    }
+    machine.host.set_lifecycle(Lifecycle::Provisioning, "");
+    ctx.store.save(&machine.host)?;
     report.info("Waiting for SSH to be available...");
-    let session = connect(ctx, host, &driver, SSH_WAIT, opts.trust_new_host_key).await?;
-    let remote = Remote::new(session, &host.name, report).await?;
-    let result = provision_with(ctx, host, &driver, generic.keep_hostname, &remote, report).await;
+    let session = session::connect(ctx, machine, SSH_WAIT, opts.trust_new_host_key).await?;
+    let remote = Remote::new(session, &machine.host.name, report).await?;
+    let result = provision_with(ctx, machine, &remote, report).await;
     remote.close().await;
     result
 }
 
 async fn provision_with(
     ctx: &Context,
-    host: &Host,
-    driver: &Driver,
-    keep_hostname: bool,
+    machine: &Machine,
     remote: &Remote<'_>,
     report: &dyn Reporter,
 ) -> Result<()> {
+    let host = &machine.host;
     report.info("Detecting the provisioner...");
     let probe = probe(remote).await?;
     let family = family(host, &probe.os)?;
     report.info(&format!("Provisioning with {}...", family.name));
-    if !keep_hostname {
+    if !machine.driver.keeps_hostname() {
         set_hostname(remote, &host.name).await?;
     }
     let mut dockerd = probe.dockerd.clone();
@@ -479,7 +340,7 @@ async fn provision_with(
         dockerd = again.dockerd;
         socket = again.socket;
     }
-    let ip = driver.ip()?;
+    let ip = machine.driver.ip().await?;
     let (ca, server_cert, server_key) = machine_certs(ctx, host, &ip, report)?;
     report.info("Copying certs to the remote machine...");
     remote.upload(systemd::CA_REMOTE, &ca, "644").await?;
@@ -490,10 +351,10 @@ async fn provision_with(
         .upload(systemd::SERVER_KEY_REMOTE, &server_key, "600")
         .await?;
     report.info("Setting Docker configuration on the remote daemon...");
-    let url = driver.recorded_url()?;
+    let url = machine.docker_url().await?;
     let (_, port) = crate::engine::parse_tcp_url(&url)?;
     let engine = &host.host_options.engine_options;
-    let args = systemd::daemon_args(&dockerd, port, socket, engine, driver.name());
+    let args = systemd::daemon_args(&dockerd, port, socket, engine, machine.driver.name());
     let text = systemd::dropin(&args, engine.env.as_deref().unwrap_or(&[]));
     remote
         .upload(systemd::DROPIN_PATH, text.as_bytes(), "644")

@@ -6,6 +6,7 @@
 
 pub mod keys;
 pub mod quote;
+pub mod remote;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -15,10 +16,19 @@ use russh::ChannelMsg;
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PublicKey};
 
-use crate::driver::SshEndpoint;
-
 pub use keys::DEFAULT_KEYS;
 pub use quote::quote;
+pub use remote::Remote;
+
+/// Where and how to reach a machine over SSH.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SshEndpoint {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    /// The private key; `None` means the agent and the default keys in `~/.ssh`.
+    pub key: Option<PathBuf>,
+}
 
 /// What can go wrong over SSH.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +37,7 @@ pub enum SshError {
     Connect { addr: String, reason: String },
     #[error(
         "the SSH host key of {addr} has changed: pinned {pinned}, offered {offered}. If the host was reinstalled on purpose, re-trust it with '{} provision --trust-new-host-key {machine}'",
-        crate::context::program_name()
+        crate::program::program_name()
     )]
     HostKeyChanged {
         addr: String,
@@ -47,6 +57,21 @@ pub enum SshError {
     Key { path: PathBuf, reason: String },
     #[error("SSH session to {addr} failed: {reason}")]
     Session { addr: String, reason: String },
+    #[error(
+        "user \"{user}\" on machine \"{machine}\" cannot use sudo without a password ({reason}); hoist needs passwordless sudo (NOPASSWD) or the root user"
+    )]
+    Sudo {
+        user: String,
+        machine: String,
+        reason: String,
+    },
+    #[error("{what} failed on machine \"{machine}\" (exit status {status}): {reason}")]
+    Command {
+        what: String,
+        machine: String,
+        status: u32,
+        reason: String,
+    },
 }
 
 /// The output of a remote command.

@@ -19,7 +19,7 @@ use config::{Host, to_go_json_pretty};
 pub enum StoreError {
     #[error(
         "Docker machine \"{0}\" does not exist. Use \"{prog} ls\" to list machines. Use \"{prog} create\" to add a new one.",
-        prog = crate::context::program_name()
+        prog = crate::program::program_name()
     )]
     NotFound(String),
     #[error("Docker machine \"{0}\" already exists")]
@@ -32,7 +32,7 @@ pub enum StoreError {
         path: PathBuf,
         source: io::Error,
     },
-    #[error("machine \"{name}\": {} is corrupt ({source}); fix or remove it with '{} rm -f {name}'", path.display(), crate::context::program_name())]
+    #[error("machine \"{name}\": {} is corrupt ({source}); fix or remove it with '{} rm -f {name}'", path.display(), crate::program::program_name())]
     Corrupt {
         name: String,
         path: PathBuf,

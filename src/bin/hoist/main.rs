@@ -6,14 +6,15 @@ mod commands;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use hoist::context::{self, Context, TlsOverrides};
 use hoist::error::Error;
-use hoist::ops::Reporter;
+use hoist::report::Reporter;
 use hoist::store::Store;
 
-use commands::{Cli, Command};
+use commands::Cli;
 
 /// Prints step messages: info to stdout (stderr for `env`/`config`, whose stdout is evaluated),
 /// debug lines to stderr with `-D`. On a terminal, a live line shows the current step and its
@@ -138,50 +139,11 @@ fn main() -> ExitCode {
         }
     };
 
-    let cli = match Cli::try_parse_from(&args) {
-        Ok(cli) => cli,
-        Err(e) => return commands::usage_error(e, &prog),
-    };
-
-    let ctx = Context {
-        store: Store::new(
-            cli.storage_path
-                .clone()
-                .unwrap_or_else(context::default_storage_path),
-        ),
-        argv: args.clone(),
-        debug,
-        native_ssh: cli.native_ssh,
-        tls: TlsOverrides {
-            ca_cert: cli.tls_ca_cert.clone(),
-            ca_key: cli.tls_ca_key.clone(),
-            client_cert: cli.tls_client_cert.clone(),
-            client_key: cli.tls_client_key.clone(),
-        },
-    };
-    let printer = Printer::new(
-        debug,
-        matches!(cli.command, Command::Env(_) | Command::Config(_)),
-        matches!(
-            cli.command,
-            Command::Create(_)
-                | Command::Provision(_)
-                | Command::RegenerateCerts(_)
-                | Command::Restart(_)
-        ),
-    );
-
+    let name = commands::subcommand_name(&args);
+    let traits = commands::traits(name.as_deref());
+    let printer = Printer::new(debug, traits.info_to_stderr, traits.live);
     raise_open_files_limit();
-    // Commands about one machine are I/O-bound: a single-threaded runtime starts fastest. Those
-    // that talk to many hosts or provision use a thread per core for the TLS work.
-    let mut builder = if matches!(
-        cli.command,
-        Command::Ls(_)
-            | Command::Active(_)
-            | Command::Create(_)
-            | Command::Provision(_)
-            | Command::RegenerateCerts(_)
-    ) {
+    let mut builder = if traits.multi_thread {
         tokio::runtime::Builder::new_multi_thread()
     } else {
         tokio::runtime::Builder::new_current_thread()
@@ -193,14 +155,74 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(commands::run(cli.command, &ctx, &printer));
+
+    // create's flags depend on its driver, which may be a plugin to start first.
+    let parsed = if name.as_deref() == Some("create") {
+        runtime.block_on(commands::create::parse(&args, &printer))
+    } else {
+        Cli::try_parse_from(&args).map_err(commands::create::ParseError::Usage)
+    };
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(commands::create::ParseError::Usage(e)) => {
+            printer.finish();
+            return commands::usage_error(e, &prog);
+        }
+        Err(commands::create::ParseError::Driver(e)) => {
+            printer.finish();
+            report_error(&e);
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+
+    let ctx = Context {
+        store: Store::new(
+            cli.storage_path
+                .clone()
+                .unwrap_or_else(context::default_storage_path),
+        ),
+        report: Arc::new(printer.clone()),
+        argv: args.clone(),
+        debug,
+        native_ssh: cli.native_ssh,
+        tls: TlsOverrides {
+            ca_cert: cli.tls_ca_cert.clone(),
+            ca_key: cli.tls_ca_key.clone(),
+            client_cert: cli.tls_client_cert.clone(),
+            client_key: cli.tls_client_key.clone(),
+        },
+    };
+    // Ctrl-C or SIGTERM ends the command: its drivers are dropped (plugin processes killed),
+    // its locks released; an unfinished create stays recorded as interrupted.
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = commands::run(cli.command, &ctx, &printer) => result,
+            signal = interrupted() => Err(Error::Interrupted(signal)),
+        }
+    });
     printer.finish();
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             report_error(&e);
             ExitCode::from(e.exit_code() as u8)
         }
+    }
+}
+
+/// Waits for SIGINT or SIGTERM; returns its number.
+async fn interrupted() -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => libc::SIGINT,
+        _ = term.recv() => libc::SIGTERM,
     }
 }
 

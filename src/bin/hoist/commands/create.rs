@@ -1,11 +1,21 @@
 //! `create`: create a machine with a driver.
+//!
+//! Its flags are the shared ones below plus those the driver declares, as docker-machine does:
+//! the driver is found first (`-d`/`--driver` anywhere, else `$MACHINE_DRIVER`, else
+//! `virtualbox`), opened (a plugin is started), asked for its flags, and the command line is then
+//! parsed with them — so `create -d NAME --help` lists a plugin's flags too.
 
-use hoist::context::{Context, program_name};
-use hoist::driver::generic::GenericFlags;
+use std::sync::Arc;
+
+use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
+use hoist::context::{Context, ENV_DRIVER, program_name};
+use hoist::driver::{self, Driver, DriverEnv, Flag, FlagKind, FlagValue, FlagValues};
 use hoist::error::{Error, Result};
-use hoist::ops::create::{self, CreateOptions, DriverFlags, EngineFlags, SwarmFlags};
+use hoist::ops::create::{self, CreateOptions, EngineFlags, SwarmFlags};
 use hoist::provision::InstallMethod;
+use hoist::report::Reporter;
 
+use super::{Cli, Command};
 use crate::Printer;
 
 #[derive(Debug, clap::Args)]
@@ -81,91 +91,248 @@ pub struct Args {
     #[arg(long, env = "MACHINE_ENGINE_INSTALL_METHOD", default_value = "auto")]
     engine_install_method: String,
 
-    /// none driver: URL of host when no driver is selected
-    #[arg(long, default_value = "", help_heading = "none driver")]
-    url: String,
-
-    /// generic driver: IP Address of machine
-    #[arg(
-        long,
-        env = "GENERIC_IP_ADDRESS",
-        default_value = "",
-        help_heading = "generic driver"
-    )]
-    generic_ip_address: String,
-    /// generic driver: SSH user
-    #[arg(
-        long,
-        env = "GENERIC_SSH_USER",
-        default_value = "root",
-        help_heading = "generic driver"
-    )]
-    generic_ssh_user: String,
-    /// generic driver: SSH private key path (if not provided, the SSH agent or the default keys in ~/.ssh are used)
-    #[arg(
-        long,
-        env = "GENERIC_SSH_KEY",
-        default_value = "",
-        help_heading = "generic driver"
-    )]
-    generic_ssh_key: String,
-    /// generic driver: SSH port
-    #[arg(
-        long,
-        env = "GENERIC_SSH_PORT",
-        default_value_t = 22,
-        help_heading = "generic driver"
-    )]
-    generic_ssh_port: u16,
-    /// generic driver: Docker engine port
-    #[arg(
-        long,
-        env = "GENERIC_ENGINE_PORT",
-        default_value_t = 2376,
-        help_heading = "generic driver"
-    )]
-    generic_engine_port: u16,
-    /// generic driver: keep the host's hostname instead of setting it to the machine name
-    #[arg(long, env = "GENERIC_KEEP_HOSTNAME", help_heading = "generic driver")]
-    generic_keep_hostname: bool,
-
     /// The machine name
     names: Vec<String>,
+
+    /// The opened driver and the values of its flags, filled in by [`parse`].
+    #[arg(skip)]
+    prepared: Prepared,
 }
 
-impl Args {
-    fn driver_flags(&self) -> Result<DriverFlags> {
-        match self.driver.as_str() {
-            "none" => Ok(DriverFlags::None {
-                url: self.url.clone(),
-            }),
-            "generic" => Ok(DriverFlags::Generic(GenericFlags {
-                ip_address: self.generic_ip_address.clone(),
-                ssh_user: self.generic_ssh_user.clone(),
-                ssh_key: self.generic_ssh_key.clone(),
-                ssh_port: self.generic_ssh_port,
-                engine_port: self.generic_engine_port,
-                keep_hostname: self.generic_keep_hostname,
-            })),
-            other => Err(hoist::driver::DriverError::NotFound(other.to_string()).into()),
+/// The driver `create` opened to learn its flags, kept for the create itself.
+#[derive(Default)]
+pub struct Prepared(Option<(Box<dyn Driver>, FlagValues)>);
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let driver = self.0.as_ref().map(|(d, _)| d.name());
+        f.debug_tuple("Prepared").field(&driver).finish()
+    }
+}
+
+/// The driver named on a command line (docker-machine's `flagHackLookup`): `-d X`, `--driver X`,
+/// `-d=X`, `--driver=X`, else `$MACHINE_DRIVER`, else `virtualbox`.
+pub fn driver_name(args: &[String]) -> String {
+    let mut words = args.iter().skip(1).take_while(|a| *a != "--");
+    while let Some(word) = words.next() {
+        if word == "-d" || word == "--driver" {
+            if let Some(value) = words.next() {
+                return value.clone();
+            }
+        } else if let Some(value) = word
+            .strip_prefix("--driver=")
+            .or_else(|| word.strip_prefix("-d="))
+        {
+            return value.to_string();
+        }
+    }
+    std::env::var(ENV_DRIVER)
+        .ok()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "virtualbox".into())
+}
+
+/// The `create` subcommand with a driver's flags added (under their own heading); names the
+/// shared flags already use are left out.
+pub fn with_driver_flags(cli: clap::Command, driver: &str, flags: &[Flag]) -> clap::Command {
+    cli.mut_subcommand("create", |mut create| {
+        let heading = format!("{driver} driver");
+        for flag in flags {
+            if create
+                .get_arguments()
+                .any(|a| a.get_id() == flag.name.as_str())
+            {
+                continue;
+            }
+            let mut arg = Arg::new(flag.name.clone())
+                .long(flag.name.clone())
+                .help(flag.usage.clone())
+                .help_heading(heading.clone())
+                .value_name(flag.name.to_uppercase().replace('-', "_"));
+            if !flag.env_var.is_empty() {
+                arg = arg.env(flag.env_var.clone());
+            }
+            arg = match &flag.kind {
+                FlagKind::String(default) if default.is_empty() => arg,
+                FlagKind::String(default) => arg.default_value(default.clone()),
+                FlagKind::Int(default) => arg
+                    .value_parser(clap::value_parser!(i64))
+                    .allow_negative_numbers(true)
+                    .default_value(default.to_string()),
+                FlagKind::Bool => arg.action(ArgAction::SetTrue),
+                FlagKind::StringSlice(defaults) => arg
+                    .action(ArgAction::Append)
+                    .default_values(defaults.clone()),
+            };
+            create = create.arg(arg);
+        }
+        create
+    })
+}
+
+/// The values of the driver's flags (their defaults when not given), as `SetConfigFromFlags`
+/// gets them.
+fn driver_values(matches: &ArgMatches, flags: &[Flag]) -> FlagValues {
+    let mut values = FlagValues::default();
+    for flag in flags {
+        let name = flag.name.as_str();
+        let value = match &flag.kind {
+            FlagKind::String(_) => matches
+                .try_get_one::<String>(name)
+                .ok()
+                .flatten()
+                .map(|s| FlagValue::String(s.clone())),
+            FlagKind::Int(_) => matches
+                .try_get_one::<i64>(name)
+                .ok()
+                .flatten()
+                .map(|i| FlagValue::Int(*i)),
+            FlagKind::Bool => matches
+                .try_get_one::<bool>(name)
+                .ok()
+                .flatten()
+                .map(|b| FlagValue::Bool(*b)),
+            FlagKind::StringSlice(_) => matches
+                .try_get_many::<String>(name)
+                .ok()
+                .flatten()
+                .map(|v| FlagValue::StringSlice(v.cloned().collect())),
+        };
+        values.set(name, value.unwrap_or_else(|| flag.default_value()));
+    }
+    values
+}
+
+/// Adds the shared flags' values, as docker-machine hands every flag of the command to the
+/// driver (string slices only when given).
+fn add_shared_values(values: &mut FlagValues, a: &Args) {
+    let strings = [
+        ("driver", &a.driver),
+        ("engine-install-url", &a.engine_install_url),
+        ("engine-storage-driver", &a.engine_storage_driver),
+        ("swarm-image", &a.swarm_image),
+        ("swarm-discovery", &a.swarm_discovery),
+        ("swarm-strategy", &a.swarm_strategy),
+        ("swarm-host", &a.swarm_host),
+        ("swarm-addr", &a.swarm_addr),
+    ];
+    for (name, v) in strings {
+        values.set(name, FlagValue::String(v.clone()));
+    }
+    for (name, v) in [
+        ("swarm", a.swarm),
+        ("swarm-master", a.swarm_master),
+        ("swarm-experimental", a.swarm_experimental),
+    ] {
+        values.set(name, FlagValue::Bool(v));
+    }
+    let slices = [
+        ("engine-opt", &a.engine_opt),
+        ("engine-insecure-registry", &a.engine_insecure_registry),
+        ("engine-registry-mirror", &a.engine_registry_mirror),
+        ("engine-label", &a.engine_label),
+        ("engine-env", &a.engine_env),
+        ("swarm-opt", &a.swarm_opt),
+        ("swarm-join-opt", &a.swarm_join_opt),
+        ("tls-san", &a.tls_san),
+    ];
+    for (name, v) in slices {
+        if !v.is_empty() {
+            values.set(name, FlagValue::StringSlice(v.clone()));
+        }
+    }
+}
+
+/// How parsing `create` can fail.
+pub enum ParseError {
+    /// A usage error or a help request: clap's message.
+    Usage(clap::Error),
+    /// The driver could not be opened.
+    Driver(Error),
+}
+
+/// Parses a `create` command line: opens the driver, adds its flags, parses. The driver stays
+/// open in the parsed arguments for [`exec`].
+pub async fn parse(args: &[String], printer: &Printer) -> std::result::Result<Cli, ParseError> {
+    let name = driver_name(args);
+    let report: Arc<dyn Reporter> = Arc::new(printer.clone());
+    let env = DriverEnv::new("flag-lookup", report);
+    let config = driver::new_config("flag-lookup", "");
+    let opened = match driver::open(&name, &config, &env).await {
+        Ok(d) => match d.create_flags().await {
+            Ok(flags) => Ok((d, flags)),
+            Err(e) => {
+                d.close().await;
+                Err(e)
+            }
+        },
+        Err(e) => Err(e),
+    };
+    let (driver, flags) = match opened {
+        Ok(pair) => pair,
+        Err(e) => {
+            // Without the driver, help still shows the shared flags; anything else fails.
+            return match Cli::command().try_get_matches_from(args) {
+                Err(help) if help.kind() == clap::error::ErrorKind::DisplayHelp => {
+                    eprintln!("(the flags of driver \"{name}\" are not listed: {e})");
+                    Err(ParseError::Usage(help))
+                }
+                _ => Err(ParseError::Driver(e.into())),
+            };
+        }
+    };
+    let matches = with_driver_flags(Cli::command(), &name, &flags).try_get_matches_from(args);
+    let parsed = matches.and_then(|m| {
+        let cli = Cli::from_arg_matches(&m)?;
+        let create = m.subcommand_matches("create").cloned();
+        Ok((cli, create))
+    });
+    match parsed {
+        Ok((mut cli, Some(create_matches))) => {
+            if let Command::Create(a) = &mut cli.command {
+                let mut values = driver_values(&create_matches, &flags);
+                add_shared_values(&mut values, a);
+                a.prepared = Prepared(Some((driver, values)));
+            } else {
+                driver.close().await;
+            }
+            Ok(cli)
+        }
+        Ok((cli, None)) => {
+            driver.close().await;
+            Ok(cli)
+        }
+        Err(e) => {
+            driver.close().await;
+            Err(ParseError::Usage(e))
         }
     }
 }
 
 pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
+    let Some((driver, flags)) = args.prepared.0 else {
+        return Err(Error::Other("create: the driver was not prepared".into()));
+    };
     let name = match args.names.as_slice() {
-        [] => return Err(Error::Usage("Error: No machine name specified".into())),
         [name] => name.clone(),
-        [_, extra @ ..] => {
-            return Err(Error::Usage(format!(
-                "Invalid command line. Found extra arguments {extra:?}"
-            )));
+        names => {
+            driver.close().await;
+            return Err(Error::Usage(match names {
+                [] => "Error: No machine name specified".into(),
+                [_, extra @ ..] => format!("Invalid command line. Found extra arguments {extra:?}"),
+            }));
         }
     };
-    let driver = args.driver_flags()?;
+    let install_method = match InstallMethod::parse(&args.engine_install_method) {
+        Ok(m) => m,
+        Err(e) => {
+            driver.close().await;
+            return Err(e);
+        }
+    };
     let opts = CreateOptions {
         name: name.clone(),
-        driver,
+        flags,
         engine: EngineFlags {
             install_url: args.engine_install_url,
             opts: args.engine_opt,
@@ -188,13 +355,88 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
             experimental: args.swarm_experimental,
         },
         tls_sans: args.tls_san,
-        install_method: InstallMethod::parse(&args.engine_install_method)?,
+        install_method,
     };
-    create::create(ctx, &opts, printer).await?;
+    create::create(ctx, &opts, driver, printer).await?;
     printer.finish();
     println!(
         "To see how to connect your Docker Client to the Docker Engine running on this virtual machine, run: {} env {name}",
         program_name()
     );
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn the_driver_is_found_anywhere_before_a_double_dash() {
+        assert_eq!(
+            driver_name(&argv(&["hoist", "create", "-d", "none", "x"])),
+            "none"
+        );
+        assert_eq!(
+            driver_name(&argv(&["hoist", "create", "x", "--driver=qemu"])),
+            "qemu"
+        );
+        assert_eq!(
+            driver_name(&argv(&["hoist", "-d=generic", "create", "x"])),
+            "generic"
+        );
+        assert_eq!(
+            driver_name(&argv(&["hoist", "create", "--driver", "labplug", "x"])),
+            "labplug"
+        );
+        let fallback = std::env::var(ENV_DRIVER).unwrap_or_default();
+        let expected = if fallback.is_empty() {
+            "virtualbox".to_string()
+        } else {
+            fallback
+        };
+        assert_eq!(
+            driver_name(&argv(&["hoist", "create", "--", "-d", "x"])),
+            expected
+        );
+    }
+
+    #[test]
+    fn driver_flags_become_arguments_with_defaults_and_env_vars() {
+        let flags = vec![
+            Flag::string("p-str", "a string", "P_STR", "dflt"),
+            Flag::int("p-int", "an int", "", 7),
+            Flag::bool("p-bool", "a bool", ""),
+            Flag::string_slice("p-list", "a list", "", &["a"]),
+            // Already a shared flag: left out, not a clash.
+            Flag::string("driver", "clash", "", ""),
+        ];
+        let cmd = with_driver_flags(Cli::command(), "p", &flags);
+        let m = cmd
+            .clone()
+            .try_get_matches_from(argv(&[
+                "hoist", "create", "-d", "p", "--p-int", "-3", "--p-bool", "--p-list", "x",
+                "--p-list", "y", "m",
+            ]))
+            .unwrap();
+        let values = driver_values(m.subcommand_matches("create").unwrap(), &flags);
+        assert_eq!(values.string("p-str"), "dflt");
+        assert_eq!(values.int("p-int"), -3);
+        assert!(values.bool("p-bool"));
+        assert_eq!(values.string_slice("p-list"), ["x", "y"]);
+        let m = cmd
+            .clone()
+            .try_get_matches_from(argv(&["hoist", "create", "m"]))
+            .unwrap();
+        let values = driver_values(m.subcommand_matches("create").unwrap(), &flags);
+        assert_eq!(values.string_slice("p-list"), ["a"]);
+        assert!(!values.bool("p-bool"));
+        let err = cmd
+            .try_get_matches_from(argv(&["hoist", "create", "--p-nope", "m"]))
+            .unwrap_err();
+        assert!(err.to_string().contains("--p-nope"), "{err}");
+    }
 }

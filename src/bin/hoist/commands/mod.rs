@@ -3,7 +3,7 @@
 mod active;
 mod completion;
 mod config;
-mod create;
+pub mod create;
 mod env;
 mod inspect;
 mod ip;
@@ -12,7 +12,6 @@ mod mount;
 mod power;
 mod provision;
 mod regenerate_certs;
-mod restart;
 mod rm;
 mod scp;
 mod ssh;
@@ -24,9 +23,10 @@ mod version;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use hoist::context::Context;
 use hoist::error::{Error, Result};
+use hoist::ops::power::Power;
 
 use crate::Printer;
 
@@ -132,8 +132,8 @@ pub enum Command {
     Provision(provision::Args),
     /// Regenerate TLS Certificates for a machine
     RegenerateCerts(regenerate_certs::Args),
-    /// Restart a machine
-    Restart(restart::Args),
+    /// Restart a machine (for generic: reboots the whole server over SSH)
+    Restart(power::Args),
     /// Start a machine
     Start(power::Args),
     /// Stop a machine
@@ -156,6 +156,58 @@ pub enum Command {
     Completion(completion::Args),
 }
 
+/// How a command runs, decided before its arguments are parsed (a `create`'s parse may start a
+/// plugin): the one table of the commands' traits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Traits {
+    /// Talks to many hosts or provisions: a thread per core for the TLS and SSH work (one-machine
+    /// commands are I/O-bound, and a single-threaded runtime starts fastest).
+    pub multi_thread: bool,
+    /// Shows a live step line on a terminal.
+    pub live: bool,
+    /// Step messages go to stderr: the command's stdout is evaluated by a shell.
+    pub info_to_stderr: bool,
+}
+
+/// The traits of the command named `name`.
+pub fn traits(name: Option<&str>) -> Traits {
+    let (multi_thread, live, info_to_stderr) = match name.unwrap_or("") {
+        "create" | "provision" | "regenerate-certs" => (true, true, false),
+        "restart" | "start" | "stop" | "kill" | "upgrade" => (false, true, false),
+        "ls" | "active" => (true, false, false),
+        "env" | "config" => (false, false, true),
+        _ => (false, false, false),
+    };
+    Traits {
+        multi_thread,
+        live,
+        info_to_stderr,
+    }
+}
+
+/// The subcommand of a command line: the first word that is neither a global option nor the
+/// value of one.
+pub fn subcommand_name(args: &[String]) -> Option<String> {
+    let cli = Cli::command();
+    let takes_value = |word: &str| {
+        cli.get_arguments().any(|a| {
+            a.get_action().takes_values()
+                && (a.get_long().is_some_and(|l| word == format!("--{l}"))
+                    || a.get_short().is_some_and(|s| word == format!("-{s}")))
+        })
+    };
+    let mut words = args.iter().skip(1);
+    while let Some(word) = words.next() {
+        if !word.starts_with('-') {
+            return Some(word.clone());
+        }
+        if takes_value(word) {
+            words.next();
+        }
+    }
+    None
+}
+
 /// Runs a command; the exit code on success.
 pub async fn run(command: Command, ctx: &Context, printer: &Printer) -> Result<u8> {
     match command {
@@ -165,14 +217,14 @@ pub async fn run(command: Command, ctx: &Context, printer: &Printer) -> Result<u
         Command::Env(a) => env::exec(a, ctx).await,
         Command::Inspect(a) => inspect::exec(a, ctx),
         Command::Ip(a) => ip::exec(a, ctx).await,
-        Command::Kill(a) => power::exec(a, ctx, "kill").await,
-        Command::Start(a) => power::exec(a, ctx, "start").await,
-        Command::Stop(a) => power::exec(a, ctx, "stop").await,
+        Command::Kill(a) => power::exec(a, ctx, printer, Power::Kill).await,
+        Command::Start(a) => power::exec(a, ctx, printer, Power::Start).await,
+        Command::Stop(a) => power::exec(a, ctx, printer, Power::Stop).await,
+        Command::Restart(a) => power::exec(a, ctx, printer, Power::Restart).await,
         Command::Ls(a) => ls::exec(a, ctx).await,
         Command::Mount(a) => mount::exec(a, ctx).await,
         Command::Provision(a) => provision::exec(a, ctx, printer).await,
         Command::RegenerateCerts(a) => regenerate_certs::exec(a, ctx, printer).await,
-        Command::Restart(a) => restart::exec(a, ctx, printer).await,
         Command::Ssh(a) => ssh::exec(a, ctx).await,
         Command::Scp(a) => scp::exec(a, ctx).await,
         Command::Upgrade(a) => upgrade::exec(a, ctx, printer).await,

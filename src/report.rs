@@ -1,0 +1,23 @@
+//! How long operations report their steps: the library calls a [`Reporter`]; the binary decides
+//! how to show the messages (a live line on a terminal, plain lines elsewhere).
+
+/// Receives the step messages of long operations.
+pub trait Reporter: Send + Sync {
+    /// A step, as docker-machine logs it (`Creating machine...`).
+    fn info(&self, message: &str);
+    /// Detail shown only with `--debug` (remote commands, their output and exit status).
+    fn debug(&self, message: &str);
+}
+
+/// Turns every message into a debug line: for output (a plugin's chatter) that must not disturb
+/// a table such as `ls`.
+pub struct DebugOnly(pub std::sync::Arc<dyn Reporter>);
+
+impl Reporter for DebugOnly {
+    fn info(&self, message: &str) {
+        self.0.debug(message);
+    }
+    fn debug(&self, message: &str) {
+        self.0.debug(message);
+    }
+}

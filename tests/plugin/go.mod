@@ -1,0 +1,3 @@
+module hoist.test/labplug
+
+go 1.19
