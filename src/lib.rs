@@ -9,10 +9,14 @@
 //! - [`cert`]: the CA, client and server certificates; the TLS client configuration.
 //! - [`driver`]: the driver interface, the table of built-in drivers (`none`, `generic`) and
 //!   docker-machine plugin binaries spoken to over libmachine's RPC protocol (`driver::plugin`).
+//! - [`ssh`]: the native SSH client (russh), host-key pinning, the root command runner
+//!   ([`ssh::Remote`]), interactive terminals, remote command quoting.
+//! - [`provision`]: OS detection, Docker install, the systemd drop-in, certificates on the host.
 //! - [`engine`]: the Docker Engine API over mutual TLS (handshake check, `/version`).
 //! - [`format`]: Go templates, Go's tabwriter, natural sort — the output formats of `ls` and `inspect`.
 //! - [`shell`]: how `env` writes for each shell.
-//! - [`ops`]: the operations behind the commands (create, ls, env, rm, …).
+//! - [`ops`]: the operations behind the commands (create, ls, env, rm, power, …), on a
+//!   [`ops::Machine`]: a record with its driver open.
 //! - [`fsutil`]: atomic writes and file locks.
 //! - [`error`]: typed errors and exit codes.
 

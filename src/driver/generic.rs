@@ -1,6 +1,6 @@
 //! The `generic` driver: an existing Linux host reached over SSH at `--generic-ip-address`.
-//! Its state is whether its SSH port answers; it cannot be powered on or off, and `rm` leaves the
-//! host alone.
+//! Its state is whether its SSH port answers; it cannot be powered on or off (`restart` reboots
+//! it over SSH), and `rm` leaves the host alone.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -301,6 +301,9 @@ impl Driver for Generic {
     }
     fn known_url(&self) -> Option<String> {
         Some(self.config.url())
+    }
+    fn running_wait(&self) -> Duration {
+        Duration::ZERO
     }
     fn keeps_hostname(&self) -> bool {
         self.config.keep_hostname

@@ -148,6 +148,12 @@ pub trait Driver: Send + Sync {
     fn provisions(&self) -> bool {
         true
     }
+    /// How long a new machine may take to reach Running after `create` (libmachine: 3 min).
+    /// Zero: do not wait, the host exists already (provisioning's SSH wait says why it cannot
+    /// be reached, if it cannot).
+    fn running_wait(&self) -> Duration {
+        STATE_WAIT
+    }
     /// Whether provisioning keeps the host's hostname (generic's `--generic-keep-hostname`).
     fn keeps_hostname(&self) -> bool {
         false

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::{ErrorKind, Write};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+
+use crate::cert::CertPaths;
 
 /// What can go wrong talking to a daemon.
 #[derive(Debug, thiserror::Error)]
@@ -527,6 +530,47 @@ fn dechunk(body: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
         }
         data.extend_from_slice(&body[at..at + size]);
         at += size + 2;
+    }
+}
+
+/// A client for one set of certificate paths, or why it could not be built.
+pub type ClientOrError = std::result::Result<EngineClient, String>;
+
+/// Clients, one per distinct set of certificate paths (normally one for the whole store),
+/// sharing one bound on concurrent TLS exchanges.
+pub struct ClientCache {
+    by_paths: std::sync::Mutex<HashMap<(PathBuf, PathBuf, PathBuf), ClientOrError>>,
+    exchanges: Arc<Semaphore>,
+}
+
+impl Default for ClientCache {
+    fn default() -> Self {
+        ClientCache {
+            by_paths: Default::default(),
+            exchanges: Arc::new(Semaphore::new(CONCURRENT_EXCHANGES)),
+        }
+    }
+}
+
+impl ClientCache {
+    /// The client for a machine's certificate paths (built on first use).
+    pub fn for_paths(&self, paths: &CertPaths) -> ClientOrError {
+        let key = (
+            paths.ca_cert.clone(),
+            paths.client_cert.clone(),
+            paths.client_key.clone(),
+        );
+        let mut map = self.by_paths.lock().unwrap_or_else(|e| e.into_inner());
+        map.entry(key)
+            .or_insert_with(|| {
+                crate::cert::client_config(paths)
+                    .map(|tls| {
+                        EngineClient::new(tls, Duration::from_secs(30))
+                            .with_exchange_limit(self.exchanges.clone())
+                    })
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
     }
 }
 

@@ -40,7 +40,7 @@ pub struct SwarmFlags {
 }
 
 /// Everything `create` needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CreateOptions {
     pub name: String,
     /// The values of every create flag, the driver's and the shared ones (`SetConfigFromFlags`).
@@ -257,9 +257,12 @@ async fn make_and_provision(
         return Ok(());
     }
     report.info("Waiting for machine to be running, this may take a few minutes...");
-    driver::wait_for_state(machine.driver.as_ref(), State::Running, driver::STATE_WAIT)
-        .await
-        .map_err(|e| Error::Other(format!("Error waiting for machine to be running: {e}")))?;
+    let wait = machine.driver.running_wait();
+    if !wait.is_zero() {
+        driver::wait_for_state(machine.driver.as_ref(), State::Running, wait)
+            .await
+            .map_err(|e| Error::Other(format!("Error waiting for machine to be running: {e}")))?;
+    }
     report.info("Detecting operating system of created instance...");
     crate::provision::provision(ctx, machine, report, Default::default()).await
 }

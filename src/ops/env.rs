@@ -47,7 +47,7 @@ pub async fn checked_url(machine: &Machine, swarm: bool, check: bool) -> Result<
                 host.name
             )));
         }
-        super::ls::swarm_url(&url, &opts.host).ok_or_else(|| {
+        super::swarm::swarm_url(&url, &opts.host).ok_or_else(|| {
             Error::Other(format!(
                 "invalid swarm host {:?} of machine \"{}\"",
                 opts.host, host.name

@@ -2,7 +2,6 @@
 //! bound and a per-host timeout, then filtered, sorted and printed through a Go template.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,14 +9,14 @@ use gotmpl::Value;
 use regex::Regex;
 use tokio::sync::Semaphore;
 
-use crate::cert;
 use crate::context::Context;
 use crate::driver::{self, Driver, DriverError, State};
-use crate::engine::EngineClient;
+use crate::engine::{ClientCache, ClientOrError};
 use crate::error::{Error, Result};
 use crate::format::{natsort, tabwriter::TabWriter, template};
 use crate::report::{DebugOnly, Reporter};
-use crate::store::LoadedHost;
+
+use super::swarm;
 use crate::store::config::{Host, Lifecycle, SwarmOptions};
 
 /// docker-machine's default `ls` format.
@@ -204,7 +203,7 @@ pub async fn ls(ctx: &Context, opts: &LsOptions) -> Result<String> {
             return Ok(out);
         }
         let loaded = store.load_all()?;
-        let masters = swarm_masters(&loaded);
+        let masters = swarm::swarm_masters(&loaded);
         for (name, host) in &loaded {
             if host
                 .as_ref()
@@ -224,21 +223,6 @@ pub async fn ls(ctx: &Context, opts: &LsOptions) -> Result<String> {
         return Ok(items.iter().map(|i| format!("{}\n", i.name)).collect());
     }
     render(&items, &template, table)
-}
-
-/// Swarm discovery URL → name of its master.
-fn swarm_masters(loaded: &[LoadedHost]) -> HashMap<String, String> {
-    loaded
-        .iter()
-        .filter_map(|(_, h)| h.as_ref().ok())
-        .filter(|h| h.host_options.swarm_options.master)
-        .map(|h| {
-            (
-                h.host_options.swarm_options.discovery.clone(),
-                h.name.clone(),
-            )
-        })
-        .collect()
 }
 
 /// Splits docker-machine's `--format`: default when empty, `table` prefix, `\t` and `\n` escapes.
@@ -364,9 +348,9 @@ pub async fn query_all(
     // A plugin's output would break the table: it is shown with --debug only.
     let plugin_output: Arc<dyn Reporter> = Arc::new(DebugOnly(ctx.report.clone()));
     let plugins = Arc::new(Semaphore::new(MAX_CONCURRENT_PLUGINS));
-    let masters = swarm_masters(&loaded);
+    let masters = swarm::swarm_masters(&loaded);
     let docker_host = Context::docker_host();
-    let clients = TlsClients::default();
+    let clients = ClientCache::default();
     let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_QUERIES));
     let deadline = tokio::time::Instant::now() + timeout;
     let mut tasks = Vec::new();
@@ -386,9 +370,9 @@ pub async fn query_all(
         if !filters.matches_static(&host, &masters) {
             continue;
         }
-        let swarm = swarm_column(&host, &masters);
+        let swarm = swarm::swarm_column(&host, &masters);
         let host = Arc::new(host);
-        let engine = clients.for_host(&host);
+        let engine = clients.for_paths(&super::cert_paths(&host));
         let limit = limit.clone();
         let docker_host = docker_host.clone();
         let env = super::driver_env(&host, plugin_output.clone());
@@ -434,26 +418,6 @@ pub async fn query_all(
     items.retain(|i| filters.matches_state(i.state));
     natsort::sort_names(&mut items, |i| &i.name);
     Ok(items)
-}
-
-fn swarm_column(host: &Host, masters: &HashMap<String, String>) -> String {
-    let swarm = &host.host_options.swarm_options;
-    if swarm.discovery.is_empty() {
-        return String::new();
-    }
-    let master = masters.get(&swarm.discovery).cloned().unwrap_or_default();
-    if swarm.master {
-        format!("{master} (master)")
-    } else {
-        master
-    }
-}
-
-/// The swarm master URL of a machine URL: its port replaced by the swarm host's port.
-pub fn swarm_url(url: &str, swarm_host: &str) -> Option<String> {
-    let swarm_port = swarm_host.rsplit_once(':')?.1;
-    let (base, _) = url.rsplit_once(':')?;
-    Some(format!("{base}:{swarm_port}"))
 }
 
 /// What one host's query needs besides its record.
@@ -525,8 +489,8 @@ async fn query_host(host: Arc<Host>, q: Query) -> ListItem {
     if item.state == State::Running {
         let swarm = &host.host_options.swarm_options;
         item.active_host = item.url == q.docker_host;
-        item.active_swarm =
-            swarm.master && swarm_url(&item.url, &swarm.host).is_some_and(|u| u == q.docker_host);
+        item.active_swarm = swarm.master
+            && swarm::swarm_url(&item.url, &swarm.host).is_some_and(|u| u == q.docker_host);
     }
     item.host = Some(host);
     item
@@ -582,47 +546,6 @@ async fn query_driver(item: &mut ListItem, driver: &dyn Driver, q: &Query) {
     }
     if item.state == State::Running {
         item.url = url;
-    }
-}
-
-/// A TLS client for one set of certificate paths, or why it could not be built.
-type ClientOrError = std::result::Result<EngineClient, String>;
-
-/// TLS clients, one per distinct set of certificate paths (normally one for the whole store),
-/// sharing one bound on concurrent TLS exchanges.
-struct TlsClients {
-    by_paths: std::sync::Mutex<HashMap<(PathBuf, PathBuf, PathBuf), ClientOrError>>,
-    exchanges: Arc<Semaphore>,
-}
-
-impl Default for TlsClients {
-    fn default() -> Self {
-        TlsClients {
-            by_paths: Default::default(),
-            exchanges: Arc::new(Semaphore::new(crate::engine::CONCURRENT_EXCHANGES)),
-        }
-    }
-}
-
-impl TlsClients {
-    fn for_host(&self, host: &Host) -> ClientOrError {
-        let paths = super::cert_paths(host);
-        let key = (
-            paths.ca_cert.clone(),
-            paths.client_cert.clone(),
-            paths.client_key.clone(),
-        );
-        let mut map = self.by_paths.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(key)
-            .or_insert_with(|| {
-                cert::client_config(&paths)
-                    .map(|tls| {
-                        EngineClient::new(tls, Duration::from_secs(30))
-                            .with_exchange_limit(self.exchanges.clone())
-                    })
-                    .map_err(|e| e.to_string())
-            })
-            .clone()
     }
 }
 
@@ -684,13 +607,5 @@ mod tests {
         assert_eq!(go_duration(Duration::from_secs(10)), "10s");
         assert_eq!(go_duration(Duration::from_secs(75)), "1m15s");
         assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
-    }
-
-    #[test]
-    fn swarm_urls() {
-        assert_eq!(
-            swarm_url("tcp://1.2.3.4:2376", "tcp://0.0.0.0:3376").unwrap(),
-            "tcp://1.2.3.4:3376"
-        );
     }
 }

@@ -9,6 +9,7 @@ pub mod remote;
 pub mod rm;
 pub mod session;
 pub mod ssh;
+pub mod swarm;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -128,3 +129,6 @@ where
     }
     results
 }
+
+#[cfg(test)]
+mod tests;

@@ -53,7 +53,7 @@ async fn save_driver_config(ctx: &Context, machine: &mut Machine) -> Result<()> 
 }
 
 /// docker-machine's `runActionForState`: refuse when already there, act, wait for the state.
-async fn act(machine: &mut Machine, action: Power, wanted: State) -> Result<()> {
+pub(crate) async fn act(machine: &mut Machine, action: Power, wanted: State) -> Result<()> {
     let name = &machine.host.name;
     if machine.driver.state().await? == wanted {
         return Err(Error::Other(format!(
@@ -86,7 +86,7 @@ async fn wait_for_docker(machine: &Machine) -> Result<()> {
         .map(|_| ())
 }
 
-async fn run(machine: &mut Machine, action: Power, report: &dyn Reporter) -> Result<()> {
+pub(crate) async fn run(machine: &mut Machine, action: Power, report: &dyn Reporter) -> Result<()> {
     let name = machine.host.name.clone();
     match action {
         Power::Start => start(machine, report).await,

@@ -7,6 +7,7 @@
 pub mod keys;
 pub mod quote;
 pub mod remote;
+pub mod terminal;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -286,7 +287,7 @@ impl Session {
 
     /// Opens an interactive shell (or runs `command`) on a PTY, wired to this terminal.
     pub async fn interactive(&self, command: Option<&str>) -> Result<u32, SshError> {
-        keys::interactive(&self.handle, &self.addr, command).await
+        terminal::interactive(&self.handle, &self.addr, command).await
     }
 
     /// Closes the connection.

@@ -145,6 +145,13 @@ impl LabHost {
         assert!(lab(&["heal", &self.name]).status.success());
     }
 
+    /// The host container's state: `running`, `exited`, …
+    pub fn state(&self) -> String {
+        let out = lab(&["state", &self.name]);
+        assert!(out.status.success(), "lab state {}", self.name);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
     pub fn key_str(&self) -> String {
         self.key.display().to_string()
     }

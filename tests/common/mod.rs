@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod lab;
+pub mod plugin;
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -83,13 +83,17 @@ fn same_file(a: &Path, b: Option<&Path>) -> bool {
     b.is_some_and(|b| canon(a).is_some() && canon(a) == canon(b))
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// The plugin's last output lines, quoted when it fails.
 #[derive(Default)]
 struct LastWords(Mutex<VecDeque<String>>);
 
 impl LastWords {
     fn push(&self, line: &str) {
-        let mut lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut lines = lock(&self.0);
         if lines.len() == LAST_WORDS {
             lines.pop_front();
         }
@@ -97,7 +101,7 @@ impl LastWords {
     }
 
     fn text(&self) -> String {
-        let lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let lines = lock(&self.0);
         lines.iter().cloned().collect::<Vec<_>>().join(" | ")
     }
 }
@@ -107,6 +111,8 @@ struct Process {
     child: Child,
     binary: String,
     last_words: Arc<LastWords>,
+    /// The machine name its output lines are shown with (`(web) …`).
+    label: Arc<Mutex<String>>,
 }
 
 /// Starts the plugin binary for `name` and reads its address.
@@ -123,17 +129,17 @@ async fn launch(name: &str, env: &DriverEnv) -> Result<(Process, SocketAddr), Dr
         .spawn()
         .map_err(|e| DriverError::Plugin(format!("cannot start the plugin {binary}: {e}")))?;
     let last_words = Arc::new(LastWords::default());
+    let label = Arc::new(Mutex::new(env.machine.clone()));
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(DriverError::Plugin(format!("no output pipes for {binary}")));
     };
     {
-        let (report, machine, words) =
-            (env.report.clone(), env.machine.clone(), last_words.clone());
+        let (report, label, words) = (env.report.clone(), label.clone(), last_words.clone());
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 words.push(&line);
-                report.debug(&format!("({machine}) DBG | {line}"));
+                report.debug(&format!("({}) DBG | {line}", lock(&label)));
             }
         });
     }
@@ -143,6 +149,7 @@ async fn launch(name: &str, env: &DriverEnv) -> Result<(Process, SocketAddr), Dr
         child,
         binary: binary.clone(),
         last_words,
+        label,
     };
     let line = match first {
         Err(_) => {
@@ -178,15 +185,15 @@ async fn launch(name: &str, env: &DriverEnv) -> Result<(Process, SocketAddr), Dr
         )));
     }
     {
-        let (report, machine, words) = (
+        let (report, label, words) = (
             env.report.clone(),
-            env.machine.clone(),
+            process.label.clone(),
             process.last_words.clone(),
         );
         tokio::spawn(async move {
             while let Ok(Some(line)) = stdout.next_line().await {
                 words.push(&line);
-                report.info(&format!("({machine}) {line}"));
+                report.info(&format!("({}) {line}", lock(&label)));
             }
         });
     }
@@ -305,6 +312,11 @@ impl PluginDriver {
     }
 
     async fn set_config_now(&self, config: &Map<String, Json>) -> Result<(), DriverError> {
+        if let (Some(process), Some(Json::String(name))) =
+            (&self.process, config.get("MachineName"))
+        {
+            *lock(&process.label) = name.clone();
+        }
         let raw = serde_json::to_vec(config)?;
         self.call("SetConfigRaw", (Type::Bytes, Value::Bytes(raw)))
             .await

@@ -12,7 +12,12 @@ pub struct Args {
 }
 
 pub fn exec(args: Args) -> Result<u8> {
-    let mut cmd = super::Cli::command();
+    // create completes the flags of every built-in driver (plugins' are known only at run time).
+    let mut cmd = hoist::driver::BUILTIN_DRIVERS
+        .iter()
+        .fold(super::Cli::command(), |cmd, b| {
+            super::create::with_driver_flags(cmd, b.name, &(b.flags)())
+        });
     clap_complete::generate(args.shell, &mut cmd, program_name(), &mut std::io::stdout());
     Ok(0)
 }

@@ -6,7 +6,7 @@
 // and a key it trusts; Stop, Start, Kill and Restart act on the lab host through lab/lab.
 //
 // LABPLUG_MODE makes it misbehave on purpose: no-address, exit-early, api-version-2, v0-only,
-// crash-in-create, slow-create, fail-remove. LABPLUG_PIDFILE names a file it writes its pid to.
+// crash-in-create, slow-create, slow-state, fail-remove. LABPLUG_PIDFILE names a file it writes its pid to.
 //
 // `docker-machine-driver-labplug gob-echo` instead reads gob values on stdin and writes others on
 // stdout, so that hoist's gob codec is checked against Go's own in both directions.
@@ -46,13 +46,13 @@ type IntFlag struct {
 }
 type BoolFlag struct{ Name, Usage, EnvVar string }
 
-func (f StringFlag) String() string           { return f.Name }
+func (f StringFlag) String() string            { return f.Name }
 func (f StringFlag) Default() interface{}      { return f.Value }
-func (f StringSliceFlag) String() string      { return f.Name }
+func (f StringSliceFlag) String() string       { return f.Name }
 func (f StringSliceFlag) Default() interface{} { return f.Value }
-func (f IntFlag) String() string              { return f.Name }
+func (f IntFlag) String() string               { return f.Name }
 func (f IntFlag) Default() interface{}         { return f.Value }
-func (f BoolFlag) String() string             { return f.Name }
+func (f BoolFlag) String() string              { return f.Name }
 func (f BoolFlag) Default() interface{}        { return nil }
 
 type DriverOptions interface {
@@ -145,7 +145,7 @@ type Server struct {
 
 type none = struct{}
 
-func (s *Server) Close(_ *none, _ *none) error   { s.closing <- true; return nil }
+func (s *Server) Close(_ *none, _ *none) error     { s.closing <- true; return nil }
 func (s *Server) Heartbeat(_ *none, _ *none) error { s.heartbeat <- true; return nil }
 func (s *Server) GetVersion(_ *none, v *int) error {
 	*v = 1
@@ -222,13 +222,19 @@ func (s *Server) Create(_ *none, _ *none) error {
 	}
 	return os.WriteFile(s.d.SSHKeyPath, key, 0600)
 }
-func (s *Server) DriverName(_ *none, n *string) error      { *n = "labplug"; return nil }
-func (s *Server) GetMachineName(_ *none, n *string) error  { *n = s.d.MachineName; return nil }
-func (s *Server) GetSSHHostname(_ *none, h *string) error  { *h = s.d.IPAddress; return nil }
-func (s *Server) GetSSHKeyPath(_ *none, p *string) error   { *p = s.d.SSHKeyPath; return nil }
-func (s *Server) GetSSHPort(_ *none, p *int) error         { *p = s.d.SSHPort; return nil }
-func (s *Server) GetSSHUsername(_ *none, u *string) error  { *u = s.d.SSHUser; return nil }
-func (s *Server) GetState(_ *none, st *int) error          { *st = s.d.state(); return nil }
+func (s *Server) DriverName(_ *none, n *string) error     { *n = "labplug"; return nil }
+func (s *Server) GetMachineName(_ *none, n *string) error { *n = s.d.MachineName; return nil }
+func (s *Server) GetSSHHostname(_ *none, h *string) error { *h = s.d.IPAddress; return nil }
+func (s *Server) GetSSHKeyPath(_ *none, p *string) error  { *p = s.d.SSHKeyPath; return nil }
+func (s *Server) GetSSHPort(_ *none, p *int) error        { *p = s.d.SSHPort; return nil }
+func (s *Server) GetSSHUsername(_ *none, u *string) error { *u = s.d.SSHUser; return nil }
+func (s *Server) GetState(_ *none, st *int) error {
+	if s.mode == "slow-state" {
+		time.Sleep(60 * time.Second)
+	}
+	*st = s.d.state()
+	return nil
+}
 func (s *Server) GetIP(_ *none, ip *string) error {
 	if s.d.IPAddress == "" {
 		return errors.New("IP address is not set")
