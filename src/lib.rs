@@ -17,7 +17,7 @@
 //! - [`shell`]: how `env` writes for each shell.
 //! - [`ops`]: the operations behind the commands (create, ls, env, rm, power, …), on a
 //!   [`ops::Machine`]: a record with its driver open.
-//! - [`fsutil`]: atomic writes and file locks.
+//! - [`fsutil`]: atomic writes and file locks; [`netaddr`]: host:port as Go joins them.
 //! - [`error`]: typed errors and exit codes.
 
 pub mod cert;
@@ -27,6 +27,7 @@ pub mod engine;
 pub mod error;
 pub mod format;
 pub mod fsutil;
+pub mod netaddr;
 pub mod ops;
 pub mod program;
 pub mod provision;

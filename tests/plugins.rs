@@ -635,11 +635,17 @@ fn a_plugin_machine_on_a_lab_host_end_to_end() {
     let out = sb.ok(&["restart", "pl"]);
     assert!(out.starts_with("Restarting \"pl\"...\n"), "{out}");
     assert_ne!(pid1_started(), boot, "the host was not restarted");
+    // The daemon answers over TLS with the drop-in hoist wrote (the lab container's restart
+    // resets its hostname, so the name is not compared).
     let out = shell(
         &sb,
-        "eval $(hoist env pl) && docker info --format '{{.Name}}'",
+        "eval $(hoist env pl) && docker info --format '{{.Labels}}'",
     );
-    assert_eq!(stdout(&out), "pl\n", "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("provider=labplug"),
+        "{}",
+        stderr(&out)
+    );
 
     let out = sb.ok(&["rm", "-y", "pl"]);
     assert!(

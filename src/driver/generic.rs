@@ -13,6 +13,7 @@ use super::{
     BaseDriver, Builtin, Driver, DriverEnv, DriverError, DriverFuture, Flag, FlagValues,
     SshEndpoint, State, ready, typed_config, untyped_config,
 };
+use crate::netaddr::join_host_port;
 use crate::ssh::{Remote, Session, Target};
 
 /// Default Docker engine port.
@@ -125,15 +126,6 @@ fn import_key(key: &str, machine_dir: &Path) -> Result<PathBuf, DriverError> {
 
 fn default_engine_port() -> u16 {
     DEFAULT_ENGINE_PORT
-}
-
-/// Joins a host and a port as Go's `net.JoinHostPort` (brackets around IPv6).
-pub fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
 }
 
 impl GenericDriver {
@@ -313,12 +305,6 @@ impl Driver for Generic {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_join_like_go() {
-        assert_eq!(join_host_port("192.0.2.1", 2376), "192.0.2.1:2376");
-        assert_eq!(join_host_port("::1", 2376), "[::1]:2376");
-    }
 
     #[test]
     fn docker_machine_record_reads() {

@@ -188,7 +188,8 @@ async fn prepare(ctx: &Context, opts: &CreateOptions, driver: &mut dyn Driver) -
         .set_config_from_flags(&opts.flags)
         .await
         .map_err(flags_error)?;
-    new_host(ctx, opts, driver.name(), driver.config().await?)
+    // The driver's config joins the record after the pre-create check, as libmachine saves it.
+    new_host(ctx, opts, driver.name(), serde_json::Map::new())
 }
 
 async fn create_machine(
@@ -216,6 +217,7 @@ async fn create_machine(
         .pre_create_check()
         .await
         .map_err(|e| Error::PreCreate(e.to_string()))?;
+    machine.take_driver_config().await?;
     crate::provision::set_install_method(&mut machine.host, opts.install_method);
     ctx.store.save(&machine.host)?;
     report.info("Creating machine...");

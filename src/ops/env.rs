@@ -67,7 +67,7 @@ pub async fn checked_url(machine: &Machine, swarm: bool, check: bool) -> Result<
             let (h, p) = crate::engine::parse_tcp_url(&url)?;
             Err(Error::Other(format!(
                 "Error checking and/or regenerating the certs: There was an error validating certificates for host \"{}\": {reason}\nYou can attempt to regenerate them using '{} regenerate-certs {}'.\nBe advised that this will trigger a Docker daemon restart which might stop running containers.",
-                crate::driver::generic::join_host_port(&h, p),
+                crate::netaddr::join_host_port(&h, p),
                 crate::context::program_name(),
                 host.name
             )))

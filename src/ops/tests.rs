@@ -66,8 +66,8 @@ async fn create_runs_libmachines_pipeline_and_records_what_the_driver_made() {
         [
             "set_config",
             "set_config_from_flags",
-            "config",
             "pre_create_check",
+            "config",
             "create",
             "config",
             "config"

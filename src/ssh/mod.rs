@@ -155,7 +155,7 @@ pub struct Session {
 
 impl Target {
     fn addr(&self) -> String {
-        crate::driver::generic::join_host_port(&self.endpoint.host, self.endpoint.port)
+        crate::netaddr::join_host_port(&self.endpoint.host, self.endpoint.port)
     }
 }
 
