@@ -28,12 +28,12 @@ pub enum Error {
     Many(Vec<String>),
     #[error("{0}")]
     Other(String),
-    /// The command was interrupted by a signal (its number).
-    #[error(
-        "Interrupted. A machine whose create was cut short is listed by '{} ls' with what to run next ('provision' or 'rm')",
-        crate::program::program_name()
-    )]
-    Interrupted(i32),
+    /// The command was interrupted by a signal (its number), leaving `machine` unfinished.
+    #[error("{}", interrupted_message(.machine.as_deref()))]
+    Interrupted {
+        signal: i32,
+        machine: Option<String>,
+    },
 }
 
 impl Error {
@@ -41,7 +41,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::PreCreate(_) => 3,
-            Error::Interrupted(signal) => 128 + signal,
+            Error::Interrupted { signal, .. } => 128 + signal,
             _ => 1,
         }
     }
@@ -49,3 +49,13 @@ impl Error {
 
 /// Result of hoist's operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn interrupted_message(machine: Option<&str>) -> String {
+    let p = crate::program::program_name();
+    match machine {
+        Some(n) => format!(
+            "Interrupted: machine \"{n}\" was not finished; run '{p} provision {n}' to finish it or '{p} rm {n}' to remove it"
+        ),
+        None => "Interrupted.".into(),
+    }
+}

@@ -7,24 +7,7 @@ use std::fs;
 use std::process::{Command, Output};
 
 use common::lab::{self, LabHost, Variant};
-use common::{Sandbox, stderr, stdout};
-
-/// Runs a bash script with the sandbox's environment and hoist on the PATH as `hoist`.
-fn shell(sb: &Sandbox, script: &str) -> Output {
-    let bin = sb.dir.path().join("bin");
-    fs::create_dir_all(&bin).unwrap();
-    let link = bin.join("hoist");
-    if !link.exists() {
-        std::os::unix::fs::symlink(common::hoist_bin(), &link).unwrap();
-    }
-    Command::new("bash")
-        .args(["-c", script])
-        .env_clear()
-        .envs(&sb.env)
-        .env("PATH", format!("{}:{}", bin.display(), sb.env["PATH"]))
-        .output()
-        .unwrap()
-}
+use common::{Sandbox, shell, stderr, stdout};
 
 fn shell_ok(sb: &Sandbox, script: &str) -> String {
     let out = shell(sb, script);

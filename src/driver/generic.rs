@@ -155,6 +155,9 @@ impl GenericDriver {
             key: Some(&self.base.ssh_key_path)
                 .filter(|k| !k.is_empty())
                 .map(PathBuf::from),
+            key_origin: Some(&self.ssh_key)
+                .filter(|k| !k.is_empty())
+                .map(PathBuf::from),
         }
     }
 }

@@ -84,11 +84,11 @@ pub enum DriverError {
     #[error("{0}")]
     Unsupported(String),
     #[error(
-        "Driver \"{name}\" not found. Do you have the plugin binary \"docker-machine-driver-{name}\" accessible in your PATH? hoist builds in {builtins}; other drivers are docker-machine plugin binaries (docker-machine-driver-NAME on the PATH or beside hoist)"
+        "Driver \"{name}\" not found. Do you have the plugin binary \"docker-machine-driver-{name}\" accessible in your PATH? hoist builds in {builtins} (choose one with -d); other drivers are docker-machine plugin binaries (docker-machine-driver-NAME on the PATH or beside hoist)"
     )]
     NotFound { name: String, builtins: String },
     #[error(
-        "Driver \"{name}\" is one of docker-machine's core drivers, which hoist does not build in ({builtins} are built in). Install docker-machine (or rancher-machine) on the PATH: hoist runs it as the plugin for \"{name}\""
+        "Driver \"{name}\" is one of docker-machine's core drivers, which hoist does not build in: it builds in {builtins} (choose one with -d). For \"{name}\", install docker-machine (or rancher-machine) on the PATH: hoist runs it as that driver's plugin"
     )]
     CoreNotFound { name: String, builtins: String },
     #[error("{0}")]

@@ -201,7 +201,17 @@ async fn create_machine(
     let _lock = super::lock_machine(ctx, &opts.name).await?;
     ctx.store.sweep();
     if ctx.store.exists(&opts.name) {
-        return Err(crate::store::StoreError::AlreadyExists(opts.name.clone()).into());
+        let exists = crate::store::StoreError::AlreadyExists(opts.name.clone());
+        return Err(match ctx.store.load(&opts.name).map(|h| h.lifecycle()) {
+            Ok(Lifecycle::Failed | Lifecycle::Creating | Lifecycle::Provisioning) => {
+                Error::Other(format!(
+                    "{exists} (its create did not finish: run '{p} provision {n}' to finish it, or '{p} rm {n}' to start over)",
+                    p = crate::context::program_name(),
+                    n = opts.name
+                ))
+            }
+            _ => exists.into(),
+        });
     }
     let paths = super::cert_paths(&machine.host);
     if paths == CertPaths::in_dir(&ctx.store.certs_dir()) {

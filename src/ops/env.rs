@@ -73,10 +73,9 @@ pub async fn checked_url(machine: &Machine, swarm: bool, check: bool) -> Result<
             )))
         }
         Err(e) => Err(Error::Other(format!(
-            "{e} (is the Docker daemon of machine \"{}\" running? '{} status {}' tells)",
-            host.name,
-            crate::context::program_name(),
-            host.name
+            "{e}: the Docker daemon of machine \"{n}\" does not answer; see its log with '{p} ssh {n} journalctl -u docker -n 20', or set it up and start it again with '{p} provision {n}'",
+            n = host.name,
+            p = crate::context::program_name(),
         ))),
     }
 }

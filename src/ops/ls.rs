@@ -440,13 +440,7 @@ async fn query_host(host: Arc<Host>, q: Query) -> ListItem {
     };
     item.state = State::None;
     match host.lifecycle() {
-        Lifecycle::Running => {}
-        Lifecycle::Failed => {
-            item.state = State::Error;
-            item.error = host.failure().unwrap_or("create failed").replace('\n', " ");
-            item.host = Some(host);
-            return item;
-        }
+        Lifecycle::Running | Lifecycle::Failed => {}
         Lifecycle::Creating | Lifecycle::Provisioning if !q.lock_free => {
             item.state = State::Starting;
             item.host = Some(host);
@@ -486,6 +480,17 @@ async fn query_host(host: Arc<Host>, q: Query) -> ListItem {
             item.error = e.to_string();
         }
     }
+    // The state is live; a failed provisioning is named with its fix.
+    if host.lifecycle() == Lifecycle::Failed {
+        item.error = format!(
+            "{}; fix it and run '{} provision {}'",
+            host.failure()
+                .unwrap_or("provisioning failed")
+                .replace('\n', " "),
+            crate::context::program_name(),
+            host.name
+        );
+    }
     if item.state == State::Running {
         let swarm = &host.host_options.swarm_options;
         item.active_host = item.url == q.docker_host;
@@ -498,27 +503,22 @@ async fn query_host(host: Arc<Host>, q: Query) -> ListItem {
 
 /// Fills in state, URL and Docker version. A built-in driver's URL is known: a daemon that
 /// answers over TLS proves the machine running, and only when it does not is the driver asked
-/// (for generic, a probe of the SSH port). A plugin is asked its state, then its URL.
+/// (for generic, a probe of the SSH port). A plugin is asked its URL, which proves it running
+/// as in docker-machine's `ls`; only when it has none is it asked its state.
 async fn query_driver(item: &mut ListItem, driver: &dyn Driver, q: &Query) {
     let known = driver.known_url();
     let url = match &known {
         Some(url) => url.clone(),
-        None => match driver.state().await {
-            Ok(State::Running) => match driver.url().await {
-                Ok(url) => url,
-                Err(e) => {
-                    item.state = State::Running;
-                    item.error = e.to_string();
-                    return;
+        None => match driver.url().await {
+            Ok(url) if !url.is_empty() => url,
+            _ => {
+                match driver.state().await {
+                    Ok(state) => item.state = state,
+                    Err(e) => {
+                        item.state = State::Error;
+                        item.error = e.to_string();
+                    }
                 }
-            },
-            Ok(state) => {
-                item.state = state;
-                return;
-            }
-            Err(e) => {
-                item.state = State::Error;
-                item.error = e.to_string();
                 return;
             }
         },

@@ -9,7 +9,7 @@ use crate::driver::State;
 use crate::engine::EngineClient;
 use crate::error::Result;
 use crate::format::template;
-use crate::store::config::{Lifecycle, to_go_json_pretty};
+use crate::store::config::to_go_json_pretty;
 
 /// How long a TLS request of `version NAME` may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,13 +37,10 @@ pub async fn ips(ctx: &Context, names: &[String]) -> Vec<Result<String>> {
     .await
 }
 
-/// The machine's state; `Error` for a machine whose create failed.
+/// The machine's state, asked live (a machine whose provisioning failed is as running as its
+/// host; `ls` shows the failure).
 pub async fn status(ctx: &Context, name: &str) -> Result<State> {
-    let host = ctx.store.load(name)?;
-    if host.lifecycle() == Lifecycle::Failed {
-        return Ok(State::Error);
-    }
-    let machine = Machine::open(ctx, host).await?;
+    let machine = Machine::load(ctx, name).await?;
     let state = machine.driver.state().await;
     machine.close().await;
     Ok(state?)

@@ -82,7 +82,8 @@ pub fn ssh_options(m: &SshMachine) -> Vec<String> {
         "-o".into(),
         "ControlPath=none".into(),
         "-o".into(),
-        "LogLevel=quiet".into(),
+        // Errors (a changed host key, a refused key) stay visible; notices do not.
+        "LogLevel=ERROR".into(),
         "-o".into(),
         "PasswordAuthentication=no".into(),
         "-o".into(),
@@ -146,6 +147,33 @@ pub async fn native_ssh(ctx: &Context, m: &SshMachine, args: &[String]) -> Resul
     };
     session.close().await;
     status.map_err(|e| Error::Other(e.to_string()))
+}
+
+/// Why the system OpenSSH tools could not reach a machine, as the native client tells it: a
+/// changed host key (pinned and offered fingerprints, and the fix) or refused authentication.
+/// `None` when the native client gets in (the failure was something else).
+pub async fn diagnose(ctx: &Context, name: &str) -> Option<String> {
+    let machine = Machine::load(ctx, name).await.ok()?;
+    let target = session::target(&machine, false).await;
+    machine.close().await;
+    match Session::connect(&target.ok()?).await {
+        Ok(session) => {
+            session.close().await;
+            None
+        }
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// The machines an `scp` or `mount` path pair names.
+pub fn machines_named(paths: &[&str]) -> Vec<String> {
+    paths
+        .iter()
+        .filter_map(|p| match parse_scp_path(p) {
+            ScpPath::Remote { machine, .. } => Some(machine),
+            ScpPath::Local(_) => None,
+        })
+        .collect()
 }
 
 /// One side of `scp`: a local path, or `[user@]machine:path`.

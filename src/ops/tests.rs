@@ -118,7 +118,7 @@ async fn a_failed_driver_create_leaves_a_failed_record_that_keeps_the_drivers_st
     assert!(stored.failure().unwrap().contains("fake: create failed"));
     // The instance id the driver recorded before failing is kept for `rm`.
     assert_eq!(stored.driver["InstanceId"], "i-fake");
-    // Creating it again is refused while the failed record exists.
+    // Creating it again is refused while the failed record exists, with what to do instead.
     let again = create::create(
         &ctx,
         &options("m3"),
@@ -127,7 +127,10 @@ async fn a_failed_driver_create_leaves_a_failed_record_that_keeps_the_drivers_st
     )
     .await
     .unwrap_err();
-    assert_eq!(again.to_string(), "Docker machine \"m3\" already exists");
+    assert_eq!(
+        again.to_string(),
+        "Docker machine \"m3\" already exists (its create did not finish: run 'hoist provision m3' to finish it, or 'hoist rm m3' to start over)"
+    );
 }
 
 async fn machine(ctx: &Context, state: State, failing: &[&'static str]) -> (Machine, FakeDriver) {

@@ -181,7 +181,11 @@ async fn install_docker(
                 .root_ok(&format!("installing Docker with the script at {url}"), &script, None)
                 .await
                 .map(|_| ())
-                .map_err(|e| Error::Other(format!("{e}; to install the distribution's package instead, pass --engine-install-method distro")))
+                .map_err(|e| Error::Other(format!(
+                    "{e}; to install the distribution's package instead, run '{} provision --engine-install-method distro {}'",
+                    crate::context::program_name(),
+                    remote.machine
+                )))
         }
     }
 }
@@ -269,9 +273,10 @@ pub async fn wait_for_docker(
                     None => String::new(),
                 };
                 return Err(Error::Other(format!(
-                    "the Docker daemon of machine \"{}\" did not answer over TLS at {url} within {}s: {e}\nLast lines of its journal:\n{journal}",
-                    host.name,
+                    "the Docker daemon of machine \"{n}\" did not answer over TLS at {url} within {}s: {e}; once the host is fine, set it up again with '{p} provision {n}'\nLast lines of its journal:\n{journal}",
                     DOCKER_WAIT.as_secs(),
+                    n = host.name,
+                    p = crate::context::program_name(),
                 )));
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
@@ -284,6 +289,8 @@ pub async fn wait_for_docker(
 pub struct ProvisionOptions {
     /// Accept a changed SSH host key and pin the new one.
     pub trust_new_host_key: bool,
+    /// Change how Docker is installed where it is missing (recorded for later runs).
+    pub install_method: Option<InstallMethod>,
 }
 
 /// Provisions (or re-provisions) a machine; safe to run again. The caller holds the machine's lock.
@@ -299,6 +306,15 @@ pub async fn provision(
             machine.host.name,
             machine.driver.name()
         )));
+    }
+    // docker-machine records the provider label in the machine's engine options, where
+    // `ls --filter label=provider=NAME` finds it.
+    let engine = &mut machine.host.host_options.engine_options;
+    if let Some(label) = systemd::provider_label(engine, machine.driver.name()) {
+        engine.labels.get_or_insert_with(Vec::new).push(label);
+    }
+    if let Some(method) = opts.install_method {
+        set_install_method(&mut machine.host, method);
     }
     machine.host.set_lifecycle(Lifecycle::Provisioning, "");
     ctx.store.save(&machine.host)?;

@@ -58,7 +58,7 @@ pub fn daemon_args(
         .iter()
         .flatten()
         .cloned()
-        .chain([format!("provider={driver_name}")]);
+        .chain(provider_label(engine, driver_name));
     for label in labels {
         args.extend(["--label".into(), label]);
     }
@@ -72,6 +72,16 @@ pub fn daemon_args(
         args.push(format!("--{opt}"));
     }
     args
+}
+
+/// `provider=<driver>`, docker-machine's label of every machine, unless the engine has one.
+pub fn provider_label(engine: &EngineOptions, driver_name: &str) -> Option<String> {
+    let has = engine
+        .labels
+        .iter()
+        .flatten()
+        .any(|l| l.starts_with("provider="));
+    (!has).then(|| format!("provider={driver_name}"))
 }
 
 /// Double-quotes a value for systemd with C escapes; `%` is doubled (specifiers), and `$` too

@@ -78,9 +78,10 @@ async fn try_agent(handle: &mut Handle<PinCheck>, user: &str, tried: &mut Vec<St
 pub(super) async fn authenticate(
     handle: &mut Handle<PinCheck>,
     user: &str,
-    key: Option<&Path>,
+    endpoint: &super::SshEndpoint,
     addr: &str,
 ) -> Result<(), SshError> {
+    let key = endpoint.key.as_deref();
     let mut tried = Vec::new();
     if let Some(path) = key {
         match load_key(path)? {
@@ -114,6 +115,18 @@ pub(super) async fn authenticate(
             }
         }
     }
+    let hint = match (key, &endpoint.key_origin) {
+        (Some(copy), Some(origin)) => format!(
+            "the host does not accept the key {} (hoist's copy: {}): add its public key to ~{user}/.ssh/authorized_keys on the host, or give the machine the key the host trusts",
+            origin.display(),
+            copy.display()
+        ),
+        (Some(copy), None) => format!(
+            "the host does not accept the key {}: add its public key to ~{user}/.ssh/authorized_keys on the host",
+            copy.display()
+        ),
+        (None, _) => "pass --generic-ssh-key, or load the key into ssh-agent".to_string(),
+    };
     Err(SshError::Auth {
         user: user.to_string(),
         addr: addr.to_string(),
@@ -122,5 +135,6 @@ pub(super) async fn authenticate(
         } else {
             tried.join(", ")
         },
+        hint,
     })
 }

@@ -29,6 +29,8 @@ pub struct SshEndpoint {
     pub user: String,
     /// The private key; `None` means the agent and the default keys in `~/.ssh`.
     pub key: Option<PathBuf>,
+    /// The key as the user named it (hoist uses a copy in the machine directory), for messages.
+    pub key_origin: Option<PathBuf>,
 }
 
 /// What can go wrong over SSH.
@@ -46,13 +48,12 @@ pub enum SshError {
         pinned: String,
         offered: String,
     },
-    #[error(
-        "SSH authentication as {user}@{addr} failed (tried: {tried}); pass --generic-ssh-key, or load the key into ssh-agent"
-    )]
+    #[error("SSH authentication as {user}@{addr} failed (tried: {tried}); {hint}")]
     Auth {
         user: String,
         addr: String,
         tried: String,
+        hint: String,
     },
     #[error("SSH key {}: {reason}", path.display())]
     Key { path: PathBuf, reason: String },
@@ -214,7 +215,7 @@ impl Session {
             .and_then(|k| k.to_openssh().ok())
             .unwrap_or_default();
         let user = target.endpoint.user.clone();
-        keys::authenticate(&mut handle, &user, target.endpoint.key.as_deref(), &addr).await?;
+        keys::authenticate(&mut handle, &user, &target.endpoint, &addr).await?;
         Ok(Session {
             handle,
             addr,
@@ -239,6 +240,12 @@ impl Session {
                     | SshError::Key { .. }),
                 ) => {
                     return Err(e);
+                }
+                Err(SshError::Connect { addr, reason }) if started.elapsed() >= deadline => {
+                    return Err(SshError::Connect {
+                        addr,
+                        reason: format!("{reason} (tried for {}s)", deadline.as_secs()),
+                    });
                 }
                 Err(e) if started.elapsed() >= deadline => return Err(e),
                 Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,

@@ -180,6 +180,23 @@ impl Sandbox {
     }
 }
 
+/// Runs a bash script with the sandbox's environment and hoist on the PATH as `hoist`.
+pub fn shell(sb: &Sandbox, script: &str) -> Output {
+    let bin = sb.dir.path().join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let link = bin.join("hoist");
+    if !link.exists() {
+        std::os::unix::fs::symlink(hoist_bin(), &link).unwrap();
+    }
+    Command::new("bash")
+        .args(["-c", script])
+        .env_clear()
+        .envs(&sb.env)
+        .env("PATH", format!("{}:{}", bin.display(), sb.env["PATH"]))
+        .output()
+        .unwrap()
+}
+
 /// A port on 127.0.0.1 that nothing listens on.
 pub fn closed_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();

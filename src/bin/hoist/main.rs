@@ -8,13 +8,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
 use hoist::context::{self, Context, TlsOverrides};
 use hoist::error::Error;
 use hoist::report::Reporter;
 use hoist::store::Store;
-
-use commands::Cli;
 
 /// Prints step messages: info to stdout (stderr for `env`/`config`, whose stdout is evaluated),
 /// debug lines to stderr with `-D`. On a terminal, a live line shows the current step and its
@@ -127,6 +124,12 @@ fn raise_open_files_limit() {
 }
 
 fn main() -> ExitCode {
+    // A closed stdout (`hoist ls | head -1`) ends hoist quietly, as it ends other tools, instead
+    // of a panic in println!. Sockets are unaffected: Rust writes to them with MSG_NOSIGNAL.
+    // SAFETY: setting a signal's disposition to its default before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let args: Vec<String> = std::env::args().collect();
     let prog = program_name(args.first().map(String::as_str).unwrap_or("hoist"));
     context::set_program_name(&prog);
@@ -160,7 +163,7 @@ fn main() -> ExitCode {
     let parsed = if name.as_deref() == Some("create") {
         runtime.block_on(commands::create::parse(&args, &printer))
     } else {
-        Cli::try_parse_from(&args).map_err(commands::create::ParseError::Usage)
+        commands::parse(&args).map_err(commands::create::ParseError::Usage)
     };
     let cli = match parsed {
         Ok(cli) => cli,
@@ -194,10 +197,14 @@ fn main() -> ExitCode {
     };
     // Ctrl-C or SIGTERM ends the command: its drivers are dropped (plugin processes killed),
     // its locks released; an unfinished create stays recorded as interrupted.
+    let creating = cli.command.machine_to_create().map(str::to_string);
     let result = runtime.block_on(async {
         tokio::select! {
             result = commands::run(cli.command, &ctx, &printer) => result,
-            signal = interrupted() => Err(Error::Interrupted(signal)),
+            signal = interrupted() => Err(Error::Interrupted {
+                signal,
+                machine: creating.filter(|name| ctx.store.exists(name)),
+            }),
         }
     });
     printer.finish();

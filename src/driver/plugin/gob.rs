@@ -566,17 +566,11 @@ impl<R: Read> Frame<'_, R> {
                     .cloned()
                     .ok_or_else(|| GobError::Malformed(format!("undefined type id {id}")))?;
                 match wire {
-                    Wire::Slice { elem } => {
+                    Wire::Slice { elem } | Wire::Array { elem, .. } => {
                         let n = self.with(|c| c.count())?;
-                        let mut items = Vec::with_capacity(n);
-                        for _ in 0..n {
-                            items.push(self.value(elem, depth + 1)?);
-                        }
-                        Value::Slice(items)
-                    }
-                    Wire::Array { elem, len } => {
-                        let n = self.with(|c| c.count())?;
-                        if n as i64 != len {
+                        if let Wire::Array { len, .. } = wire
+                            && n as i64 != len
+                        {
                             return malformed(format!("array of {n} elements, expected {len}"));
                         }
                         let mut items = Vec::with_capacity(n);

@@ -518,6 +518,7 @@ impl Driver for PluginDriver {
                     .map_err(|_| DriverError::Plugin(format!("the plugin gave SSH port {port}")))?,
                 user,
                 key: Some(key).filter(|k| !k.is_empty()).map(PathBuf::from),
+                key_origin: None,
             }))
         })
     }

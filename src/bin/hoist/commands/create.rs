@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use clap::{Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
+use clap::{Arg, ArgAction, ArgMatches, FromArgMatches};
 use hoist::context::{Context, ENV_DRIVER, program_name};
 use hoist::driver::{self, Driver, DriverEnv, Flag, FlagKind, FlagValue, FlagValues};
 use hoist::error::{Error, Result};
@@ -99,6 +99,16 @@ pub struct Args {
     prepared: Prepared,
 }
 
+impl Args {
+    /// The name of the machine to create, when exactly one is given.
+    pub fn machine_name(&self) -> Option<&str> {
+        match self.names.as_slice() {
+            [name] => Some(name),
+            _ => None,
+        }
+    }
+}
+
 /// The driver `create` opened to learn its flags, kept for the create itself.
 #[derive(Default)]
 pub struct Prepared(Option<(Box<dyn Driver>, FlagValues)>);
@@ -150,7 +160,7 @@ pub fn with_driver_flags(cli: clap::Command, driver: &str, flags: &[Flag]) -> cl
                 .help_heading(heading.clone())
                 .value_name(flag.name.to_uppercase().replace('-', "_"));
             if !flag.env_var.is_empty() {
-                arg = arg.env(flag.env_var.clone());
+                arg = arg.env(flag.env_var.clone()).hide_env_values(true);
             }
             arg = match &flag.kind {
                 FlagKind::String(default) if default.is_empty() => arg,
@@ -272,7 +282,7 @@ pub async fn parse(args: &[String], printer: &Printer) -> std::result::Result<Cl
         Ok(pair) => pair,
         Err(e) => {
             // Without the driver, help still shows the shared flags; anything else fails.
-            return match Cli::command().try_get_matches_from(args) {
+            return match super::cli_command().try_get_matches_from(args) {
                 Err(help) if help.kind() == clap::error::ErrorKind::DisplayHelp => {
                     eprintln!("(the flags of driver \"{name}\" are not listed: {e})");
                     Err(ParseError::Usage(help))
@@ -281,7 +291,7 @@ pub async fn parse(args: &[String], printer: &Printer) -> std::result::Result<Cl
             };
         }
     };
-    let matches = with_driver_flags(Cli::command(), &name, &flags).try_get_matches_from(args);
+    let matches = with_driver_flags(super::cli_command(), &name, &flags).try_get_matches_from(args);
     let parsed = matches.and_then(|m| {
         let cli = Cli::from_arg_matches(&m)?;
         let create = m.subcommand_matches("create").cloned();
@@ -414,7 +424,7 @@ mod tests {
             // Already a shared flag: left out, not a clash.
             Flag::string("driver", "clash", "", ""),
         ];
-        let cmd = with_driver_flags(Cli::command(), "p", &flags);
+        let cmd = with_driver_flags(crate::commands::cli_command(), "p", &flags);
         let m = cmd
             .clone()
             .try_get_matches_from(argv(&[

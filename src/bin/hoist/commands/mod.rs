@@ -23,7 +23,7 @@ mod version;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use hoist::context::Context;
 use hoist::error::{Error, Result};
 use hoist::ops::power::Power;
@@ -36,6 +36,52 @@ pub const FULL_VERSION: &str = concat!(
     ", build ",
     env!("HOIST_GIT_COMMIT")
 );
+
+/// The docker-machine release hoist is compatible with.
+pub const DOCKER_MACHINE_VERSION: &str = "0.16.2";
+
+/// What `--version` and `version` print: hoist's version, or, invoked as `docker-machine`, the
+/// docker-machine version hoist stands in for (scripts check it) with hoist's as the build.
+pub fn version_line(prog: &str) -> String {
+    if prog == "docker-machine" {
+        format!(
+            "{prog} version {DOCKER_MACHINE_VERSION}, build hoist-{}-{}",
+            env!("CARGO_PKG_VERSION"),
+            env!("HOIST_GIT_COMMIT")
+        )
+    } else {
+        format!("{prog} version {FULL_VERSION}")
+    }
+}
+
+/// The command line as clap sees it, with what the derive cannot say: the store's default path
+/// (from `$HOME`), global options under their own heading after each command's own, and
+/// environment variables named without their values (an unset one is not shown as empty).
+pub fn cli_command() -> clap::Command {
+    fn polish(cmd: clap::Command) -> clap::Command {
+        cmd.mut_args(|a| {
+            let a = if a.get_env().is_some() {
+                a.hide_env_values(true)
+            } else {
+                a
+            };
+            if a.is_global_set() {
+                a.help_heading("Global options")
+            } else {
+                a
+            }
+        })
+        .mut_subcommands(polish)
+    }
+    polish(Cli::command().mut_arg("storage_path", |a| {
+        a.default_value(hoist::context::default_storage_path().into_os_string())
+    }))
+}
+
+/// Parses a command line with [`cli_command`].
+pub fn parse(args: &[String]) -> std::result::Result<Cli, clap::Error> {
+    Cli::from_arg_matches(&cli_command().try_get_matches_from(args)?)
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -156,6 +202,16 @@ pub enum Command {
     Completion(completion::Args),
 }
 
+impl Command {
+    /// The machine a `create` makes (to name it when the create is interrupted).
+    pub fn machine_to_create(&self) -> Option<&str> {
+        match self {
+            Command::Create(a) => a.machine_name(),
+            _ => None,
+        }
+    }
+}
+
 /// How a command runs, decided before its arguments are parsed (a `create`'s parse may start a
 /// plugin): the one table of the commands' traits.
 #[derive(Debug, Clone, Copy, Default)]
@@ -188,7 +244,7 @@ pub fn traits(name: Option<&str>) -> Traits {
 /// The subcommand of a command line: the first word that is neither a global option nor the
 /// value of one.
 pub fn subcommand_name(args: &[String]) -> Option<String> {
-    let cli = Cli::command();
+    let cli = cli_command();
     let takes_value = |word: &str| {
         cli.get_arguments().any(|a| {
             a.get_action().takes_values()
@@ -237,12 +293,13 @@ pub async fn run(command: Command, ctx: &Context, printer: &Printer) -> Result<u
 }
 
 /// Prints a parse error; an unknown command gets docker-machine's wording. Usage errors exit 1
-/// (docker-machine 0.16.2 exits 0 there; hoist does not copy that).
+/// (docker-machine 0.16.2 exits 0 there; hoist does not copy that) on one line, with clap's
+/// "did you mean" tip when it has one.
 pub fn usage_error(e: clap::Error, prog: &str) -> ExitCode {
     use clap::error::{ContextKind, ErrorKind};
     match e.kind() {
         ErrorKind::DisplayVersion => {
-            println!("{prog} version {FULL_VERSION}");
+            println!("{}", version_line(prog));
             ExitCode::SUCCESS
         }
         ErrorKind::DisplayHelp => {
@@ -270,21 +327,35 @@ pub fn usage_error(e: clap::Error, prog: &str) -> ExitCode {
             ExitCode::from(1)
         }
         _ => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("")
-                .trim_start_matches("error: ");
-            eprintln!(
-                "Incorrect Usage: {first}. See '{prog} {} --help'.",
-                subcommand_of(&e)
-            );
+            let see = match subcommand_of(&e).as_str() {
+                "" => format!("{prog} --help"),
+                sub => format!("{prog} {sub} --help"),
+            };
+            eprintln!("Incorrect Usage: {}. See '{see}'.", one_line(&e));
             ExitCode::from(1)
         }
     }
 }
 
+/// clap's message on one line: the error with the lines that complete it (a missing argument's
+/// name) and its tip, without the usage and help lines.
+fn one_line(e: &clap::Error) -> String {
+    let text = e.to_string();
+    let parts: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .map(|l| match l.strip_prefix("tip: ") {
+            Some(tip) => format!("({tip})"),
+            None => l.trim_start_matches("error: ").to_string(),
+        })
+        .collect();
+    parts.join(" ")
+}
+
+/// The subcommand a clap error is about, from its usage line ("" at the top level).
 fn subcommand_of(e: &clap::Error) -> String {
     let text = e.to_string();
     text.lines()
@@ -359,6 +430,29 @@ pub fn confirm(question: &str) -> Result<bool> {
         ));
     }
     Ok(answer.trim_start().starts_with(['y', 'Y']))
+}
+
+/// Runs system ssh, scp, rsync or sshfs for `machines` and returns its exit code. When it could
+/// not connect (exit 255, or any failure of a copy or mount), the native client tells why in
+/// hoist's words, under the tool's own error. With `--debug`, the command line is shown first.
+pub async fn run_ssh_tool(
+    ctx: &Context,
+    cmd: &[String],
+    machines: &[String],
+    failed: impl Fn(u8) -> bool,
+) -> Result<u8> {
+    if ctx.debug {
+        eprintln!("{}", hoist::ssh::quote::join(cmd));
+    }
+    let code = run_tool(cmd)?;
+    if failed(code) {
+        for name in machines {
+            if let Some(why) = hoist::ops::ssh::diagnose(ctx, name).await {
+                eprintln!("{why}");
+            }
+        }
+    }
+    Ok(code)
 }
 
 /// Runs an external tool (ssh, scp, rsync, sshfs) and returns its exit code.

@@ -18,5 +18,10 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
         return Err(Error::Usage("Improper number of arguments.".into()));
     };
     let cmd = ssh::mount_command(ctx, src, dst, args.unmount).await?;
-    super::run_tool(&cmd)
+    let machines = if args.unmount {
+        Vec::new()
+    } else {
+        ssh::machines_named(&[src])
+    };
+    super::run_ssh_tool(ctx, &cmd, &machines, |code| code != 0).await
 }

@@ -3,7 +3,7 @@
 use hoist::context::Context;
 use hoist::error::Result;
 use hoist::ops::remote;
-use hoist::provision::ProvisionOptions;
+use hoist::provision::{InstallMethod, ProvisionOptions};
 
 use crate::Printer;
 
@@ -12,6 +12,9 @@ pub struct Args {
     /// Accept a changed SSH host key (after a reinstall) and pin the new one
     #[arg(long)]
     trust_new_host_key: bool,
+    /// How to install Docker where it is missing, from now on: auto, script, distro (the distribution's package) or none
+    #[arg(long)]
+    engine_install_method: Option<String>,
     names: Vec<String>,
 }
 
@@ -19,6 +22,11 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
     let names = super::target_names(ctx, args.names)?;
     let opts = ProvisionOptions {
         trust_new_host_key: args.trust_new_host_key,
+        install_method: args
+            .engine_install_method
+            .as_deref()
+            .map(InstallMethod::parse)
+            .transpose()?,
     };
     super::each_machine(ctx, printer, &names, move |ctx, name, report| async move {
         remote::provision(&ctx, &name, report.as_ref(), opts).await

@@ -29,5 +29,6 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
         delta: args.delta,
     };
     let cmd = ssh::scp_command(ctx, src, dst, &opts).await?;
-    super::run_tool(&cmd)
+    let machines = ssh::machines_named(&[src, dst]);
+    super::run_ssh_tool(ctx, &cmd, &machines, |code| code != 0).await
 }

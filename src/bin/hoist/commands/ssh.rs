@@ -1,7 +1,5 @@
 //! `ssh`: log into or run a command on a machine.
 
-use std::os::unix::process::CommandExt;
-
 use hoist::context::Context;
 use hoist::error::{Error, Result};
 use hoist::ops::{machine, ssh};
@@ -31,6 +29,6 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
         return Ok(u8::try_from(status).unwrap_or(255));
     }
     let cmd = ssh::ssh_command(&m, &rest);
-    let err = std::process::Command::new(&cmd[0]).args(&cmd[1..]).exec();
-    Err(Error::Other(format!("cannot run ssh: {err}")))
+    // 255 is ssh's own failure; any other status is the remote command's.
+    super::run_ssh_tool(ctx, &cmd, &[name], |code| code == 255).await
 }

@@ -11,7 +11,7 @@ pub struct Args {
 
 pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     match args.names.as_slice() {
-        [] => println!("{} version {}", program_name(), super::FULL_VERSION),
+        [] => println!("{}", super::version_line(program_name())),
         [name] => println!("{}", machine::docker_version(ctx, name).await?),
         _ => {
             return Err(Error::Usage(
