@@ -368,16 +368,25 @@ fn bare_host_gets_the_distribution_docker() {
     );
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("--engine-install-method distro"), "{err}");
-    assert_eq!(
-        sb.ok(&["ls", "--format", "{{.Name}} {{.State}}"]),
-        "bare1 Error\n"
+    assert!(
+        err.contains("run 'hoist provision --engine-install-method distro bare1'"),
+        "{err}"
     );
-    sb.ok(&["rm", "-y", "bare1"]);
-    let out = create_generic(&sb, &host, "bare2", &["--engine-install-method", "distro"]);
+    // The host answers: the machine is Running, its failure and the fix are in ERRORS.
+    let ls = sb.ok(&["ls", "--format", "{{.Name}} {{.State}}|{{.Error}}"]);
+    assert!(
+        ls.starts_with("bare1 Running|") && ls.trim_end().ends_with("run 'hoist provision bare1'"),
+        "{ls}"
+    );
+    // The repair the hint names: provision with the distribution's package.
+    let out = sb.run(&["provision", "--engine-install-method", "distro", "bare1"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("Installing Docker..."));
-    assert_eq!(docker_info_name(&sb, "bare2"), "bare2\n");
+    assert_eq!(docker_info_name(&sb, "bare1"), "bare1\n");
+    assert_eq!(
+        sb.ok(&["ls", "--format", "{{.Name}} {{.State}}|{{.Error}}"]),
+        "bare1 Running|\n"
+    );
 }
 
 #[test]
@@ -475,6 +484,15 @@ fn failures_are_clear_recorded_and_leave_the_rest_alone() {
         "{}",
         stderr(&out)
     );
+    // The key named is the one the user gave, not only hoist's copy of it.
+    assert!(
+        stderr(&out).contains(&format!(
+            "the host does not accept the key {}",
+            wrong.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
 
     // A key that does not exist: a pre-create error, exit 3, nothing written.
     let out = sb.run(&[
@@ -542,22 +560,23 @@ fn failures_are_clear_recorded_and_leave_the_rest_alone() {
     );
     sb.ok(&["rm", "-y", "plan9"]);
 
-    // Each failed machine is listed with its error; nothing else changed.
+    // Each failed machine is listed with its live state (the host answers again), its error
+    // and the fix; nothing else changed.
     let ls = sb.ok(&["ls", "--format", "{{.Name}}|{{.State}}|{{.Error}}"]);
     let lines: Vec<&str> = ls.lines().collect();
     assert_eq!(lines.len(), 4, "{ls}");
-    assert!(
-        lines[1].starts_with("cutoff|Error|") && lines[1].contains("cannot reach"),
-        "{ls}"
-    );
-    assert!(
-        lines[2].starts_with("sudopw|Error|") && lines[2].contains("sudo"),
-        "{ls}"
-    );
-    assert!(
-        lines[3].starts_with("wrongkey|Error|") && lines[3].contains("authentication"),
-        "{ls}"
-    );
+    for (line, name, error) in [
+        (lines[1], "cutoff", "cannot reach"),
+        (lines[2], "sudopw", "sudo"),
+        (lines[3], "wrongkey", "authentication"),
+    ] {
+        assert!(
+            line.starts_with(&format!("{name}|Running|"))
+                && line.contains(error)
+                && line.ends_with(&format!("run 'hoist provision {name}'")),
+            "{ls}"
+        );
+    }
     assert_eq!(
         fs::read(sb.store_path().join("machines/bystander/config.json")).unwrap(),
         bystander
@@ -804,4 +823,156 @@ fn rsa_ecdsa_agent_and_default_keys() {
     );
     assert_eq!(host.sh("hostname"), hostname);
     assert_eq!(sb.ok(&["ssh", "default", "echo", "ok"]), "ok\n");
+}
+
+#[test]
+fn the_first_hour_on_a_stock_host() {
+    if !lab::enabled("the_first_hour_on_a_stock_host") {
+        return;
+    }
+    let host = LabHost::start(Variant::Docker, false);
+    let sb = Sandbox::new();
+    created(&sb, &host, "web", &[]);
+
+    // docker-machine's provider label is in the record, where ls's label filter looks.
+    assert_eq!(
+        sb.ok(&["ls", "-q", "--filter", "label=provider=generic"]),
+        "web\n"
+    );
+    // --debug shows the ssh command line.
+    let out = sb.run(&["--debug", "ssh", "web", "true"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ssh -F /dev/null"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A stopped daemon: env says where to look, not at `status` (which says Running).
+    host.sh("systemctl stop docker.socket docker");
+    let err = sb.fails(&["env", "web"]);
+    assert!(
+        err.contains("does not answer")
+            && err.contains("'hoist ssh web journalctl -u docker -n 20'")
+            && err.contains("'hoist provision web'"),
+        "{err}"
+    );
+    assert_eq!(sb.ok(&["status", "web"]), "Running\n");
+    host.sh("systemctl start docker.socket docker");
+
+    // A failed provisioning: the state stays live, the failure and its fix are in ERRORS, ssh
+    // works, and creating it again says what to do.
+    let out = create_generic(
+        &sb,
+        &host,
+        "bad",
+        &["--engine-opt", "no-such-daemon-flag=1"],
+    );
+    assert!(!out.status.success());
+    let ls = sb.ok(&[
+        "ls",
+        "--filter",
+        "name=bad",
+        "--format",
+        "{{.State}}|{{.Error}}",
+    ]);
+    assert!(
+        ls.starts_with("Running|")
+            && ls.contains("did not start")
+            && ls.trim_end().ends_with("run 'hoist provision bad'"),
+        "{ls}"
+    );
+    assert_eq!(sb.ok(&["status", "bad"]), "Running\n");
+    assert_eq!(sb.ok(&["ssh", "bad", "echo", "in"]), "in\n");
+    let err = stderr(&create_generic(&sb, &host, "bad", &[]));
+    assert_eq!(
+        err,
+        "Docker machine \"bad\" already exists (its create did not finish: run 'hoist provision bad' to finish it, or 'hoist rm bad' to start over)\n"
+    );
+    sb.ok(&["rm", "-y", "bad"]);
+    // The host's daemon got bad's drop-in: web's provisioning puts its own back.
+    sb.ok(&["provision", "web"]);
+
+    // An upgrade whose package index cannot be fetched fails, with apt's words.
+    host.sh("cp /etc/apt/sources.list /root/sources.list && echo 'deb http://127.0.0.1:9/debian bookworm main' > /etc/apt/sources.list && rm -rf /var/lib/apt/lists/*");
+    let out = sb.run(&["upgrade", "web"]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        err.contains("upgrading Docker failed on machine \"web\"")
+            && (err.contains("127.0.0.1") || err.contains("index files failed")),
+        "{err}"
+    );
+    host.sh("cp /root/sources.list /etc/apt/sources.list");
+
+    // A restart that fails does not talk of new IP addresses.
+    host.cut();
+    let out = sb.run(&["restart", "web"]);
+    host.heal();
+    assert!(!out.status.success());
+    assert!(
+        !stdout(&out).contains("Restarted machines"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Ctrl-C during a create names the machine left unfinished, which provision finishes.
+    let mut child = sb.spawn(
+        &[
+            "create",
+            "-d",
+            "generic",
+            "--generic-ip-address",
+            &host.ip,
+            "--generic-ssh-key",
+            &host.key_str(),
+            "intr",
+        ],
+        true,
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let lifecycle = sb.store().load("intr").map(|h| h.lifecycle());
+        if matches!(lifecycle, Ok(hoist::store::config::Lifecycle::Provisioning)) {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30 && child.try_wait().unwrap().is_none(),
+            "the create ended before it was provisioning"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "Interrupted: machine \"intr\" was not finished; run 'hoist provision intr' to finish it or 'hoist rm intr' to remove it"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    sb.ok(&["provision", "intr"]);
+    assert_eq!(docker_info_name(&sb, "intr"), "intr\n");
+
+    // A changed host key: OpenSSH's own refusal and hoist's explanation, for ssh and scp.
+    host.sh("rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh");
+    let out = sb.run(&["ssh", "web", "true"]);
+    assert_eq!(out.status.code(), Some(255));
+    let err = stderr(&out);
+    assert!(
+        err.contains("Host key verification failed")
+            && err.contains("has changed: pinned SHA256:")
+            && err.contains("provision --trust-new-host-key web"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("hostname");
+    let out = sb.run(&["scp", "web:/etc/hostname", target.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("has changed: pinned SHA256:"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -93,6 +93,9 @@ pub enum DriverError {
     CoreNotFound { name: String, builtins: String },
     #[error("{0}")]
     Config(String),
+    /// A wait for a state ran out of time.
+    #[error("{0}")]
+    Timeout(String),
     /// A plugin failed: its process, the protocol, or the driver's own error.
     #[error("{0}")]
     Plugin(String),
@@ -291,8 +294,8 @@ pub async fn wait_for_state(
             return Ok(());
         }
         if started.elapsed() >= limit {
-            return Err(DriverError::Config(format!(
-                "the machine did not reach state {wanted} within {}s (it is {})",
+            return Err(DriverError::Timeout(format!(
+                "waited {}s for the machine to be {wanted}; it is {}",
                 limit.as_secs(),
                 if state == State::None {
                     "in no known state".to_string()

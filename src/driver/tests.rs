@@ -97,7 +97,10 @@ async fn waiting_for_a_state_names_the_last_one_seen() {
     let err = wait_for_state(&fake, State::Running, Duration::from_millis(10))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("(it is Stopped)"), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "waited 0s for the machine to be Running; it is Stopped"
+    );
     let fake = fake::FakeDriver::new(State::Running, &[]);
     wait_for_state(&fake, State::Running, Duration::ZERO)
         .await

@@ -40,7 +40,24 @@ pub async fn power(ctx: &Context, name: &str, action: Power, report: &dyn Report
     let result = run(&mut machine, action, report).await;
     let saved = save_driver_config(ctx, &mut machine).await;
     machine.close().await;
-    result.and(saved).map_err(|e| prefixed(name, e))
+    result
+        .map_err(|e| with_next_step(e, name, action))
+        .and(saved)
+        .map_err(|e| prefixed(name, e))
+}
+
+/// A start or restart that timed out waiting says what to run once the machine is back.
+fn with_next_step(e: Error, name: &str, action: Power) -> Error {
+    let waited = matches!(&e, Error::Driver(driver::DriverError::Timeout(_)))
+        || e.to_string().contains("did not answer over TLS");
+    if waited && matches!(action, Power::Start | Power::Restart) {
+        Error::Other(format!(
+            "{e}; once the machine is up, run '{p} status {name}', and '{p} provision {name}' if Docker does not answer",
+            p = crate::context::program_name()
+        ))
+    } else {
+        e
+    }
 }
 
 async fn save_driver_config(ctx: &Context, machine: &mut Machine) -> Result<()> {
