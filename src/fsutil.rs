@@ -5,17 +5,25 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-/// Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename over the
-/// target, fsync of the directory. A crash leaves either the old file or the new one, never a mix.
+/// Writes `data` to `path` atomically: a temporary file in the same directory (a name no one can
+/// guess, created exclusively and never through a symlink), fsync, rename over the target, fsync
+/// of the directory. A crash leaves either the old file or the new one, never a mix; the
+/// temporary files a killed process leaves are removed by [`remove_stale_temp_files`].
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
+    let tmp = dir.join(format!(
+        ".{name}.tmp{}-{:016x}",
+        std::process::id(),
+        u64::from_le_bytes(nonce)
+    ));
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .mode(mode)
             .open(&tmp)?;
         file.set_permissions(fs::Permissions::from_mode(mode))?;
@@ -28,6 +36,26 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Removes the temporary files of [`write_atomic`] in `dir` whose process no longer exists.
+pub fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let pid = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(".tmp"))
+            .and_then(|(_, rest)| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new("/proc").join(pid.to_string()).exists()
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// fsyncs a directory, so that a rename or unlink in it is durable.

@@ -81,10 +81,49 @@ impl Shell {
         }
     }
 
-    /// One assignment line, e.g. `export DOCKER_HOST="tcp://1.2.3.4:2376"\n`.
+    /// One assignment line, e.g. `export DOCKER_HOST="tcp://1.2.3.4:2376"\n`. The value is
+    /// escaped for the shell, so that evaluating the line (`eval $(hoist env web)`) only ever
+    /// assigns it: nothing in it is run or expanded. Values without special characters are
+    /// written as docker-machine writes them.
     pub fn set(self, name: &str, value: &str) -> String {
         let (prefix, delim, suffix) = self.syntax().set;
-        format!("{prefix}{name}{delim}{value}{suffix}")
+        format!("{prefix}{name}{delim}{}{suffix}", self.escape(value))
+    }
+
+    /// A value escaped for this shell's assignment (inside its quotes, where it has them).
+    fn escape(self, value: &str) -> String {
+        let mut out = String::with_capacity(value.len());
+        for c in value.chars() {
+            match (self, c) {
+                (_, '\n' | '\r') => out.push(' '),
+                (Shell::Posix, '\\' | '"' | '$' | '`') | (Shell::Fish, '\\' | '"' | '$') => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                (Shell::Powershell, '`' | '"' | '$') => {
+                    out.push('`');
+                    out.push(c);
+                }
+                (Shell::Cmd, '^' | '&' | '|' | '<' | '>' | '(' | ')') => {
+                    out.push('^');
+                    out.push(c);
+                }
+                (Shell::Cmd, '%') => out.push_str("%%"),
+                // csh cannot escape `$` or a backquote inside double quotes: close, escape, reopen.
+                (Shell::Tcsh, '$' | '`' | '"') => {
+                    out.push_str("\"\\");
+                    out.push(c);
+                    out.push('"');
+                }
+                (Shell::Tcsh, '!') => out.push_str("\\!"),
+                (Shell::Emacs, '\\' | '"') => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                _ => out.push(c),
+            }
+        }
+        out
     }
 
     /// One unset line, e.g. `unset DOCKER_HOST\n`.
@@ -154,6 +193,26 @@ mod tests {
             assert_eq!(shell.set("A", "1"), set, "{shell:?}");
             assert_eq!(shell.unset("A"), unset, "{shell:?}");
         }
+    }
+
+    #[test]
+    fn values_are_escaped_for_each_shell() {
+        let v = "a$(id)`x`\"q\\!%&";
+        let cases = [
+            (Shell::Posix, "export A=\"a\\$(id)\\`x\\`\\\"q\\\\!%&\"\n"),
+            (Shell::Fish, "set -gx A \"a\\$(id)`x`\\\"q\\\\!%&\";\n"),
+            (Shell::Powershell, "$Env:A = \"a`$(id)``x```\"q\\!%&\"\n"),
+            (Shell::Cmd, "SET A=a$^(id^)`x`\"q\\!%%^&\n"),
+            (
+                Shell::Tcsh,
+                "setenv A \"a\"\\$\"(id)\"\\`\"x\"\\`\"\"\\\"\"q\\\\!%&\";\n",
+            ),
+            (Shell::Emacs, "(setenv \"A\" \"a$(id)`x`\\\"q\\\\!%&\")\n"),
+        ];
+        for (shell, expected) in cases {
+            assert_eq!(shell.set("A", v), expected, "{shell:?}");
+        }
+        assert_eq!(Shell::Posix.set("A", "l1\nl2"), "export A=\"l1 l2\"\n");
     }
 
     #[test]

@@ -606,8 +606,8 @@ fn bad_input_is_one_line_nonzero_and_changes_nothing() {
             "Error: No machine name specified",
         ),
         (
-            &["create", "-d", "none", "--url", "x", "a", "b"],
-            "Invalid command line. Found extra arguments [\"b\"]",
+            &["create", "-d", "none", "--url", "x", "a", "b", "c"],
+            "Invalid command line. Found extra arguments [b c]",
         ),
         (
             &[
@@ -990,4 +990,161 @@ fn completions_are_generated() {
         );
     }
     assert!(!sb.run(&["completion", "tcsh"]).status.success());
+}
+
+#[test]
+fn a_copied_machine_directory_is_its_own_machine() {
+    let sb = Sandbox::new();
+    sb.create_none("a", "tcp://127.0.0.1:1");
+    let machines = sb.store_path().join("machines");
+    copy_dir(&machines.join("a"), &machines.join("b"));
+    let a_before = std::fs::read(machines.join("a/config.json")).unwrap();
+    let out = sb.ok(&[
+        "inspect",
+        "b",
+        "-f",
+        "{{.Name}} {{.HostOptions.AuthOptions.StorePath}} {{.HostOptions.AuthOptions.ServerCertPath}}",
+    ]);
+    let b = machines.join("b");
+    assert_eq!(
+        out,
+        format!("b {} {}\n", b.display(), b.join("server.pem").display())
+    );
+    sb.ok(&["rm", "-y", "b"]);
+    assert!(!b.exists());
+    assert_eq!(
+        std::fs::read(machines.join("a/config.json")).unwrap(),
+        a_before
+    );
+}
+
+#[test]
+fn names_that_cannot_exist_do_not_exist_and_no_arguments_is_help() {
+    let sb = Sandbox::new();
+    for cmd in ["rm", "inspect", "ip", "url", "status", "stop", "provision"] {
+        let out = sb.run(
+            &[cmd, "-y", "∞"]
+                .iter()
+                .copied()
+                .filter(|a| cmd == "rm" || *a != "-y")
+                .collect::<Vec<_>>(),
+        );
+        assert!(!out.status.success(), "{cmd}");
+        assert!(
+            stderr(&out).contains(
+                "Docker machine \"∞\" does not exist. Use \"hoist ls\" to list machines."
+            ),
+            "{cmd}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(
+        !sb.store_path().join("machines").exists(),
+        "nothing was touched"
+    );
+    // Without arguments: the help, on stdout, and success, as docker-machine.
+    let out = sb.run(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("Usage: hoist"), "{}", stdout(&out));
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn env_checks_the_certificates_the_docker_cli_will_use() {
+    let sb = Sandbox::new();
+    let daemon = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    sb.create_none("dev", &daemon.url());
+    sb.ok(&["env", "dev"]);
+    // The machine directory's client certificate (DOCKER_CERT_PATH) is another store's: docker
+    // would fail, so env must too, although the store's own certificates are fine.
+    let other = Sandbox::new();
+    other.create_none("x", "tcp://127.0.0.1:1");
+    let dir = sb.store_path().join("machines/dev");
+    for f in ["cert.pem", "key.pem"] {
+        std::fs::copy(other.store_path().join("certs").join(f), dir.join(f)).unwrap();
+    }
+    let err = sb.fails(&["env", "dev"]);
+    assert!(err.contains("Error checking TLS connection"), "{err}");
+    let err = sb.fails(&["config", "dev"]);
+    assert!(
+        err.contains("Error running connection boilerplate"),
+        "{err}"
+    );
+}
+
+#[test]
+fn env_output_is_inert_in_a_shell_and_addresses_are_checked() {
+    let mut sb = Sandbox::new();
+    // A store whose path has what a shell would run or expand.
+    let store = sb
+        .dir
+        .path()
+        .join("st $(touch PWNED) `touch PWNED2` \"q\" $HOME");
+    sb.set("MACHINE_STORAGE_PATH", &store.display().to_string());
+    sb.create_none("web", "tcp://127.0.0.1:1");
+    let out = common::shell(
+        &sb,
+        &format!(
+            "cd '{}' && eval \"$(hoist env --no-check web)\" && printf %s \"$DOCKER_CERT_PATH\"",
+            sb.dir.path().display()
+        ),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        store.join("machines/web").display().to_string()
+    );
+    assert!(!sb.dir.path().join("PWNED").exists() && !sb.dir.path().join("PWNED2").exists());
+
+    // Addresses that are not addresses are refused at create, and nothing is written.
+    let before = sb.snapshot();
+    for (args, message) in [
+        (
+            vec![
+                "create",
+                "-d",
+                "generic",
+                "--generic-ip-address",
+                "1.2.3.4$(id)",
+                "g",
+            ],
+            "--generic-ip-address \"1.2.3.4$(id)\" is not an IP address or host name",
+        ),
+        (
+            vec![
+                "create",
+                "-d",
+                "generic",
+                "--generic-ip-address=-oProxyCommand=x",
+                "g",
+            ],
+            "is not an IP address or host name",
+        ),
+        (
+            vec![
+                "create",
+                "-d",
+                "none",
+                "--url",
+                "tcp://1.2.3.4:2376`id`",
+                "n",
+            ],
+            "has characters a URL cannot",
+        ),
+    ] {
+        let err = sb.fails(&args);
+        assert!(
+            err.contains(message) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+        assert_eq!(sb.snapshot(), before, "{args:?}");
+    }
+    // And at load: a crafted record is refused for that machine only.
+    let config = store.join("machines/web/config.json");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("tcp://127.0.0.1:1", "tcp://127.0.0.1:1$(id)");
+    std::fs::write(&config, text).unwrap();
+    let err = sb.fails(&["env", "--no-check", "web"]);
+    assert!(err.contains("has characters a URL cannot"), "{err}");
 }

@@ -13,9 +13,11 @@ use super::{
     BaseDriver, Builtin, Driver, DriverEnv, DriverError, DriverFuture, Flag, FlagValues,
     SshEndpoint, State, ready, typed_config, untyped_config,
 };
-use crate::netaddr::join_host_port;
+use crate::netaddr::{is_host, join_host_port};
 use crate::ssh::{Remote, Session, Target};
 
+/// The name of the SSH key's copy in the machine directory (docker-machine's).
+pub const KEY_COPY: &str = "id_rsa";
 /// Default Docker engine port.
 pub const DEFAULT_ENGINE_PORT: u16 = 2376;
 /// How long the state probe (a TCP connection to the SSH port) may take.
@@ -61,8 +63,15 @@ fn flags() -> Vec<Flag> {
 }
 
 fn open(config: &Map<String, Value>, env: &DriverEnv) -> Result<Box<dyn Driver>, DriverError> {
+    let config: GenericDriver = typed_config(config)?;
+    let ip = &config.base.ip_address;
+    if !ip.is_empty() && !is_host(ip) {
+        return Err(DriverError::Config(format!(
+            "the record's IPAddress {ip:?} is not an IP address or host name; fix it in config.json or remove the machine"
+        )));
+    }
     Ok(Box::new(Generic {
-        config: typed_config(config)?,
+        config,
         env: env.clone(),
     }))
 }
@@ -101,19 +110,18 @@ fn port(flags: &FlagValues, name: &str) -> Result<u16, DriverError> {
         .ok_or_else(|| DriverError::Config(format!("--{name} {value} is not a TCP port (1-65535)")))
 }
 
-/// Copies the user's key into the machine directory (0600, with its `.pub`), as docker-machine's
-/// generic create does. Returns the copy's path.
+/// Copies the user's key into the machine directory as `id_rsa` (0600, with its `.pub`) — a fixed
+/// name, so that a key file called `cert.pem` or `ca.pem` is never overwritten by the
+/// machine's certificates. Returns the copy's path.
 fn import_key(key: &str, machine_dir: &Path) -> Result<PathBuf, DriverError> {
     let src = Path::new(key);
     let data = std::fs::read(src)
         .map_err(|e| DriverError::Config(format!("cannot read SSH key {key:?}: {e}")))?;
-    let name = src
-        .file_name()
-        .map_or("id_rsa".into(), |n| n.to_string_lossy().to_string());
+    let name = KEY_COPY;
     crate::fsutil::create_dir_all(machine_dir, 0o700).map_err(|e| {
         DriverError::Config(format!("cannot create {}: {e}", machine_dir.display()))
     })?;
-    let dst = machine_dir.join(&name);
+    let dst = machine_dir.join(name);
     crate::fsutil::write_atomic(&dst, &data, 0o600).map_err(|e| {
         DriverError::Config(format!("cannot copy the SSH key to {}: {e}", dst.display()))
     })?;
@@ -122,6 +130,16 @@ fn import_key(key: &str, machine_dir: &Path) -> Result<PathBuf, DriverError> {
             crate::fsutil::write_atomic(&machine_dir.join(format!("{name}.pub")), &public, 0o644);
     }
     Ok(dst)
+}
+
+/// A POSIX user name (`useradd`'s rule): never an ssh option or anything a shell would take.
+fn valid_user(user: &str) -> bool {
+    let mut bytes = user.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        && user.len() <= 32
 }
 
 fn default_engine_port() -> u16 {
@@ -222,7 +240,19 @@ impl Driver for Generic {
                     "generic driver requires the --generic-ip-address option".into(),
                 ));
             }
+            if !is_host(&c.base.ip_address) {
+                return Err(DriverError::Config(format!(
+                    "--generic-ip-address {:?} is not an IP address or host name",
+                    c.base.ip_address
+                )));
+            }
             c.base.ssh_user = flags.string("generic-ssh-user");
+            if !valid_user(&c.base.ssh_user) {
+                return Err(DriverError::Config(format!(
+                    "--generic-ssh-user {:?} is not a user name",
+                    c.base.ssh_user
+                )));
+            }
             c.base.ssh_port = port(flags, "generic-ssh-port")?;
             c.engine_port = port(flags, "generic-engine-port")?;
             c.ssh_key = flags.string("generic-ssh-key");
@@ -320,6 +350,23 @@ mod tests {
         let d: GenericDriver = serde_json::from_value(json.clone()).unwrap();
         assert_eq!(d.url(), "tcp://203.0.113.81:2376");
         assert_eq!(serde_json::to_value(&d).unwrap(), json);
+    }
+
+    #[test]
+    fn the_key_is_copied_under_a_name_no_certificate_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("cert.pem");
+        std::fs::write(&key, "KEY").unwrap();
+        std::fs::write(dir.path().join("cert.pem.pub"), "PUB").unwrap();
+        let machine = dir.path().join("machine");
+        let copy = import_key(key.to_str().unwrap(), &machine).unwrap();
+        assert_eq!(copy, machine.join("id_rsa"));
+        assert_eq!(std::fs::read_to_string(&copy).unwrap(), "KEY");
+        assert_eq!(
+            std::fs::read_to_string(machine.join("id_rsa.pub")).unwrap(),
+            "PUB"
+        );
+        assert!(!machine.join("cert.pem").exists());
     }
 
     #[tokio::test]

@@ -4,6 +4,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::netaddr::is_url_text;
+
 use super::{
     BaseDriver, Builtin, Driver, DriverEnv, DriverError, DriverFuture, Flag, FlagValues,
     SshEndpoint, State, ready, typed_config, untyped_config,
@@ -26,7 +28,14 @@ fn flags() -> Vec<Flag> {
 }
 
 fn open(config: &Map<String, Value>, _: &DriverEnv) -> Result<Box<dyn Driver>, DriverError> {
-    Ok(Box::new(typed_config::<NoneDriver>(config)?))
+    let driver: NoneDriver = typed_config(config)?;
+    if !driver.url.is_empty() && !is_url_text(&driver.url) {
+        return Err(DriverError::Config(format!(
+            "the record's URL {:?} has characters a URL cannot; fix it in config.json or remove the machine",
+            driver.url
+        )));
+    }
+    Ok(Box::new(driver))
 }
 
 /// `none`'s part of the record: the base fields and `URL`.
@@ -78,6 +87,11 @@ impl Driver for NoneDriver {
             Err(DriverError::Config(
                 "--url option is required when no driver is selected".into(),
             ))
+        } else if !is_url_text(&self.url) {
+            Err(DriverError::Config(format!(
+                "--url {:?} has characters a URL cannot",
+                self.url
+            )))
         } else {
             Ok(())
         })

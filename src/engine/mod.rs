@@ -184,13 +184,13 @@ impl EngineClient {
         Ok((tls, permit))
     }
 
-    /// One TLS handshake with client authentication: proves the daemon's certificate is signed by
-    /// the CA and valid for the host (what `env` and `config` check).
+    /// One TLS handshake with client authentication and a `GET /_ping` over it: proves the
+    /// daemon's certificate is signed by the CA and valid for the host, and that the daemon
+    /// accepts the client certificate (under TLS 1.3 the client's side of the handshake ends
+    /// before the server has judged its certificate: only an answer proves it). What `env` and
+    /// `config` check.
     pub async fn check_tls(&self, url: &str) -> Result<(), EngineError> {
-        let (host, addr) = host_and_addr(url)?;
-        let (mut stream, _permit) = self.connect(&host, &addr, None).await?;
-        let _ = stream.shutdown().await;
-        Ok(())
+        self.get(url, "/_ping").await.map(|_| ())
     }
 
     /// `GET path`: the headers and body of a 200 answer. Reuses an idle connection to the same

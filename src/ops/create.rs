@@ -266,7 +266,8 @@ async fn make_and_provision(
     machine.take_driver_config().await?;
     ctx.store.save(&machine.host)?;
     if !machine.driver.provisions() {
-        return Ok(());
+        // Nothing to provision, but the docker CLI finds its certificates where `env` says.
+        return crate::provision::copy_client_certs(ctx, &machine.host);
     }
     report.info("Waiting for machine to be running, this may take a few minutes...");
     let wait = machine.driver.running_wait();

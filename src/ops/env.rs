@@ -26,10 +26,16 @@ pub struct EnvOptions {
     pub no_check: bool,
 }
 
-/// The machine's Docker URL (or its swarm master URL with `swarm`), after a TLS handshake with the
-/// store's client certificate proves the daemon's certificate valid.
-/// The check is one TLS handshake to the recorded URL; no driver is asked anything.
-pub async fn checked_url(machine: &Machine, swarm: bool, check: bool) -> Result<String> {
+/// The machine's Docker URL (or its swarm master URL with `swarm`), after a TLS handshake proves
+/// the daemon's certificate valid — with the certificates in `cert_dir`, the machine directory
+/// that `DOCKER_CERT_PATH` (or `config`'s flags) give the docker CLI: what docker will use is
+/// what is checked. The check is one TLS handshake to the recorded URL.
+pub async fn checked_url(
+    machine: &Machine,
+    cert_dir: &std::path::Path,
+    swarm: bool,
+    check: bool,
+) -> Result<String> {
     let host = &machine.host;
     if let Some(error) = host.failure() {
         return Err(Error::Other(format!(
@@ -59,7 +65,7 @@ pub async fn checked_url(machine: &Machine, swarm: bool, check: bool) -> Result<
     if !check {
         return Ok(url);
     }
-    let tls = cert::client_config(&super::cert_paths(host))?;
+    let tls = cert::client_config(&cert::CertPaths::in_dir(cert_dir))?;
     let client = EngineClient::new(tls, CHECK_TIMEOUT);
     match client.check_tls(&url).await {
         Ok(()) => Ok(url),
@@ -116,7 +122,8 @@ pub async fn env(ctx: &Context, name: Option<&str>, opts: &EnvOptions) -> Result
             Error::Usage("Error: Expected one machine name as an argument".into())
         })?;
         let machine = Machine::load(ctx, name).await?;
-        let url = checked_url(&machine, opts.swarm, !opts.no_check)
+        let cert_path = ctx.store.machine_dir(name);
+        let url = checked_url(&machine, &cert_path, opts.swarm, !opts.no_check)
             .await
             .map_err(|e| Error::Other(format!("Error checking TLS connection: {e}")));
         let ip = if opts.no_proxy {
@@ -126,7 +133,6 @@ pub async fn env(ctx: &Context, name: Option<&str>, opts: &EnvOptions) -> Result
         };
         machine.close().await;
         let url = url?;
-        let cert_path = ctx.store.machine_dir(name);
         out.push_str(&shell.set("DOCKER_TLS_VERIFY", "1"));
         out.push_str(&shell.set("DOCKER_HOST", &url));
         out.push_str(&shell.set("DOCKER_CERT_PATH", &cert_path.to_string_lossy()));
@@ -152,11 +158,11 @@ pub async fn env(ctx: &Context, name: Option<&str>, opts: &EnvOptions) -> Result
 /// Renders `config`: the docker CLI flags that reach the machine.
 pub async fn config(ctx: &Context, name: &str, swarm: bool) -> Result<String> {
     let machine = Machine::load(ctx, name).await?;
-    let url = checked_url(&machine, swarm, true).await;
+    let dir = ctx.store.machine_dir(name);
+    let url = checked_url(&machine, &dir, swarm, true).await;
     machine.close().await;
     let url =
         url.map_err(|e| Error::Other(format!("Error running connection boilerplate: {e}")))?;
-    let dir = ctx.store.machine_dir(name);
     let path = |f: &str| go_quote(&dir.join(f).to_string_lossy());
     Ok(format!(
         "--tlsverify\n--tlscacert={}\n--tlscert={}\n--tlskey={}\n-H={url}\n",

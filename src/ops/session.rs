@@ -57,6 +57,13 @@ pub async fn connect(
     {
         host.record_mut().ssh_host_key = session.host_key.clone();
         ctx.store.save(host)?;
+        if let Some(key) = crate::ssh::parse_host_key(&session.host_key) {
+            ctx.report.info(&format!(
+                "Pinned the SSH host key of machine \"{}\": {}",
+                host.name,
+                crate::ssh::fingerprint(&key)
+            ));
+        }
     }
     Ok(session)
 }

@@ -11,6 +11,8 @@ use crate::ssh::{Session, SshEndpoint};
 
 /// The known_hosts file hoist keeps in each machine directory (the pinned host key).
 pub const KNOWN_HOSTS: &str = "known_hosts";
+/// The known_hosts of two machines, for `scp` between them (in the first one's directory).
+pub const KNOWN_HOSTS_PAIR: &str = "known_hosts.pair";
 
 /// Finds a program on `$PATH`.
 pub fn which(program: &str) -> Option<PathBuf> {
@@ -68,6 +70,24 @@ async fn pin_and_describe(ctx: &Context, machine: &mut Machine) -> Result<SshMac
     })
 }
 
+/// `HostKeyAlgorithms=` of the pinned key's kind, read from the machine's known_hosts line.
+fn host_key_algorithms_option(known_hosts: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(known_hosts).ok()?;
+    let kind = text.split_whitespace().nth(1)?;
+    let algorithms = match kind {
+        "ssh-rsa" => "rsa-sha2-512,rsa-sha2-256,ssh-rsa",
+        other
+            if other
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-@.".contains(&b)) =>
+        {
+            other
+        }
+        _ => return None,
+    };
+    Some(format!("HostKeyAlgorithms={algorithms}"))
+}
+
 /// OpenSSH options shared by ssh, scp and sshfs: strict checking against the pinned key.
 pub fn ssh_options(m: &SshMachine) -> Vec<String> {
     let mut opts = vec![
@@ -92,7 +112,13 @@ pub fn ssh_options(m: &SshMachine) -> Vec<String> {
         "StrictHostKeyChecking=yes".into(),
         "-o".into(),
         format!("UserKnownHostsFile={}", m.known_hosts.display()),
+        // Only the pinned key counts: not /etc/ssh/ssh_known_hosts, not another kind of key.
+        "-o".into(),
+        "GlobalKnownHostsFile=/dev/null".into(),
     ];
+    if let Some(algorithms) = host_key_algorithms_option(&m.known_hosts) {
+        opts.extend(["-o".into(), algorithms]);
+    }
     match &m.endpoint.key {
         Some(key) => opts.extend([
             "-o".into(),
@@ -121,6 +147,9 @@ pub fn ssh_command(m: &SshMachine, args: &[String]) -> Vec<String> {
     let mut cmd = vec!["ssh".to_string()];
     cmd.extend(ssh_options(m));
     cmd.extend(["-p".into(), m.endpoint.port.to_string()]);
+    // `--`: OpenSSH would parse options again after the destination (`-oProxyCommand=…` runs a
+    // local command); everything after the machine is the remote command.
+    cmd.push("--".into());
     cmd.push(format!("{}@{}", m.endpoint.user, m.endpoint.host));
     cmd.extend(args.iter().cloned());
     cmd
@@ -252,11 +281,11 @@ pub async fn scp_command(
             "scp between machines needs both to use the same SSH port".into(),
         ));
     }
-    // One known_hosts file for both machines.
+    // One known_hosts file for both machines, beside the first one's (not in /tmp).
     let known = if machines.len() == 2 {
         let mut text = std::fs::read_to_string(&machines[0].known_hosts).unwrap_or_default();
         text.push_str(&std::fs::read_to_string(&machines[1].known_hosts).unwrap_or_default());
-        let path = std::env::temp_dir().join(format!("hoist-known-hosts-{}", std::process::id()));
+        let path = machines[0].known_hosts.with_file_name(KNOWN_HOSTS_PAIR);
         crate::fsutil::write_atomic(&path, text.as_bytes(), 0o600)
             .map_err(|e| Error::Other(format!("cannot write {}: {e}", path.display())))?;
         path
@@ -282,7 +311,7 @@ pub async fn scp_command(
             "-a".into(),
             "--delete".into(),
             "-e".into(),
-            crate::ssh::quote::join(&ssh),
+            rsync_command(&ssh),
         ]
     } else {
         let mut cmd = vec!["scp".to_string()];
@@ -299,8 +328,36 @@ pub async fn scp_command(
         }
         cmd
     };
+    // `--`: a path that starts with `-` is a path, never an option.
+    cmd.push("--".into());
     cmd.extend(args);
     Ok(cmd)
+}
+
+/// rsync's `-e` command: words split on spaces, a word with a space or a quote in single quotes
+/// with its single quotes doubled (rsync's own rules, not a shell's).
+fn rsync_command(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| {
+            if !w.is_empty() && !w.contains([' ', '\'', '"']) {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', "''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A local path as an operand: one that starts with `-` gets `./` so that no tool takes it
+/// for an option (sshfs and fusermount have no `--`).
+fn operand(path: &str) -> String {
+    if path.starts_with('-') {
+        format!("./{path}")
+    } else {
+        path.to_string()
+    }
 }
 
 /// Builds the `sshfs` (or `fusermount -u`) command line of `mount`.
@@ -321,18 +378,32 @@ pub async fn mount_command(
         ));
     };
     if unmount {
-        return Ok(vec!["fusermount".into(), "-u".into(), dst.into()]);
+        return Ok(vec!["fusermount".into(), "-u".into(), operand(dst)]);
     }
     let m = machine(ctx, &name).await?;
     let user = user.unwrap_or_else(|| m.endpoint.user.clone());
     let mut cmd = vec![
         "sshfs".to_string(),
         format!("{user}@{}:{path}", m.endpoint.host),
-        dst.into(),
+        operand(dst),
     ];
-    cmd.extend(["-p".into(), m.endpoint.port.to_string()]);
-    for o in ["StrictHostKeyChecking=yes", "PasswordAuthentication=no"] {
+    cmd.extend([
+        "-p".into(),
+        m.endpoint.port.to_string(),
+        "-F".into(),
+        "/dev/null".into(),
+    ]);
+    for o in [
+        "StrictHostKeyChecking=yes",
+        "PasswordAuthentication=no",
+        "ControlMaster=no",
+        "ControlPath=none",
+        "GlobalKnownHostsFile=/dev/null",
+    ] {
         cmd.extend(["-o".into(), o.into()]);
+    }
+    if let Some(algorithms) = host_key_algorithms_option(&m.known_hosts) {
+        cmd.extend(["-o".into(), algorithms]);
     }
     cmd.extend([
         "-o".into(),
@@ -352,6 +423,34 @@ pub async fn mount_command(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operands_never_read_as_options() {
+        assert_eq!(operand("-oProxyCommand=x"), "./-oProxyCommand=x");
+        assert_eq!(operand("/mnt/x"), "/mnt/x");
+        let words: Vec<String> = ["ssh", "-o", "UserKnownHostsFile=/a b/k", "-i", "it's"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            rsync_command(&words),
+            "ssh -o 'UserKnownHostsFile=/a b/k' -i 'it''s'"
+        );
+        let m = SshMachine {
+            name: "web".into(),
+            endpoint: SshEndpoint {
+                host: "192.0.2.1".into(),
+                port: 22,
+                user: "root".into(),
+                key: None,
+                key_origin: None,
+            },
+            known_hosts: "/s/known_hosts".into(),
+        };
+        let cmd = ssh_command(&m, &["-oProxyCommand=x".to_string()]);
+        let dd = cmd.iter().position(|w| w == "--").unwrap();
+        assert_eq!(cmd[dd + 1..], ["root@192.0.2.1", "-oProxyCommand=x"]);
+    }
 
     #[test]
     fn scp_paths() {

@@ -173,7 +173,7 @@ async fn install_docker(
         }
         InstallMethod::Auto | InstallMethod::Script => {
             let script = format!(
-                "command -v curl >/dev/null || {{ {}; }} && curl -fsSL --connect-timeout 20 {} -o /tmp/hoist-install-docker.sh && sh /tmp/hoist-install-docker.sh && systemctl enable --now docker",
+                "command -v curl >/dev/null || {{ {}; }} && d=$(mktemp -d) && trap 'rm -rf \"$d\"' EXIT && curl -fsSL --connect-timeout 20 --url {} -o \"$d/install.sh\" && sh \"$d/install.sh\" && systemctl enable --now docker",
                 family.install_command(&["curl", "ca-certificates"]),
                 quote(url)
             );
@@ -190,17 +190,11 @@ async fn install_docker(
     }
 }
 
-/// Generates the machine's server certificate (SANs: `--tls-san`, IP, localhost) and copies the
-/// CA and client certificate into the machine directory. Returns (ca, server cert, server key) PEMs.
-pub fn machine_certs(
-    ctx: &Context,
-    host: &Host,
-    ip: &str,
-    report: &dyn Reporter,
-) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+/// Copies the CA and the client certificate and key into the machine directory, where
+/// `DOCKER_CERT_PATH` points the docker CLI (`env`) and `config`'s flags name them.
+pub fn copy_client_certs(ctx: &Context, host: &Host) -> Result<()> {
     let paths = crate::ops::cert_paths(host);
     let dir = ctx.store.machine_dir(&host.name);
-    report.info("Copying certs to the local machine directory...");
     for (src, name) in [
         (&paths.ca_cert, layout::CA_CERT),
         (&paths.client_cert, layout::CLIENT_CERT),
@@ -216,6 +210,20 @@ pub fn machine_certs(
         crate::fsutil::write_atomic(&dir.join(name), &data, mode)
             .map_err(|e| Error::Other(format!("cannot write {}: {e}", dir.join(name).display())))?;
     }
+    Ok(())
+}
+
+/// Generates the machine's server certificate (SANs: `--tls-san`, IP, localhost) and copies the
+/// CA and client certificate into the machine directory. Returns (ca, server cert, server key) PEMs.
+pub fn machine_certs(
+    ctx: &Context,
+    host: &Host,
+    ip: &str,
+    report: &dyn Reporter,
+) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let paths = crate::ops::cert_paths(host);
+    report.info("Copying certs to the local machine directory...");
+    copy_client_certs(ctx, host)?;
     let auth = &host.host_options.auth_options;
     let sans = cert::server_sans(auth.server_cert_sans.as_deref().unwrap_or(&[]), ip);
     let org = format!("{}.{}", Context::username(), host.name);
@@ -371,7 +379,8 @@ async fn provision_with(
     let (_, port) = crate::engine::parse_tcp_url(&url)?;
     let engine = &host.host_options.engine_options;
     let args = systemd::daemon_args(&dockerd, port, socket, engine, machine.driver.name());
-    let text = systemd::dropin(&args, engine.env.as_deref().unwrap_or(&[]));
+    let text = systemd::dropin(&args, engine.env.as_deref().unwrap_or(&[]))
+        .map_err(|e| Error::Other(format!("machine \"{}\": {e}", host.name)))?;
     remote
         .upload(systemd::DROPIN_PATH, text.as_bytes(), "644")
         .await?;

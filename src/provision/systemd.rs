@@ -84,8 +84,9 @@ pub fn provider_label(engine: &EngineOptions, driver_name: &str) -> Option<Strin
     (!has).then(|| format!("provider={driver_name}"))
 }
 
-/// Double-quotes a value for systemd with C escapes; `%` is doubled (specifiers), and `$` too
-/// where systemd would expand variables (`ExecStart=`, not `Environment=`).
+/// Double-quotes a value for systemd with C escapes — every control character escaped (a raw CR
+/// makes some systemd versions drop or split the line) —; `%` is doubled (specifiers), and `$`
+/// too where systemd would expand variables (`ExecStart=`, not `Environment=`).
 fn systemd_quoted(value: &str, double_dollar: bool) -> String {
     let mut out = String::from("\"");
     for c in value.chars() {
@@ -94,6 +95,8 @@ fn systemd_quoted(value: &str, double_dollar: bool) -> String {
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
             '%' => out.push_str("%%"),
             '$' if double_dollar => out.push_str("$$"),
             c => out.push(c),
@@ -116,8 +119,14 @@ fn systemd_word(word: &str) -> String {
     }
 }
 
-/// The drop-in's text.
-pub fn dropin(args: &[String], env: &[String]) -> String {
+/// The drop-in's text; a NUL anywhere, which systemd cannot carry, is an error naming the value.
+pub fn dropin(args: &[String], env: &[String]) -> Result<String, String> {
+    if let Some(bad) = args.iter().chain(env).find(|v| v.contains('\0')) {
+        return Err(format!(
+            "the engine option \"{}\" contains a NUL character, which systemd cannot carry",
+            bad.replace('\0', "\\0")
+        ));
+    }
     let exec = args
         .iter()
         .map(|a| systemd_word(a))
@@ -130,7 +139,7 @@ pub fn dropin(args: &[String], env: &[String]) -> String {
             systemd_quoted(assignment, false)
         ));
     }
-    text
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -164,7 +173,7 @@ mod tests {
             &e,
             "generic",
         );
-        let text = dropin(&args, e.env.as_deref().unwrap());
+        let text = dropin(&args, e.env.as_deref().unwrap()).unwrap();
         assert_eq!(
             text,
             "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H tcp://0.0.0.0:2376 -H fd:// --tlsverify --tlscacert /etc/docker/ca.pem --tlscert /etc/docker/server.pem --tlskey /etc/docker/server-key.pem --label spam=eggs --label \"note=two words\" --label provider=generic --insecure-registry registry.myco.com --registry-mirror https://mirror.test --log-driver=none --default-ulimit=nofile=1024:2048\nEnvironment=\"TEST=VALUE\"\nEnvironment=\"PROXY=http://u:p%%41@p:3128 $HOME\"\n"
@@ -183,6 +192,18 @@ mod tests {
             args[5..7],
             ["--storage-driver".to_string(), "vfs".to_string()]
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_and_nul_is_refused() {
+        assert_eq!(
+            systemd_quoted("a\rb\x07c\x7f", false),
+            "\"a\\rb\\x07c\\x7f\""
+        );
+        assert_eq!(systemd_word("x\ry"), "\"x\\ry\"");
+        let err = dropin(&["dockerd".into()], &["A=b\0c".into()]).unwrap_err();
+        assert!(err.contains("NUL") && err.contains("A=b\\0c"), "{err}");
+        assert!(dropin(&["dockerd\0".into()], &[]).is_err());
     }
 
     #[test]

@@ -124,6 +124,31 @@ impl client::Handler for PinCheck {
     }
 }
 
+/// The algorithms to ask the server's host key in: only the pinned key's kind (any RSA signature
+/// for an RSA key), so that a server that gained a key of another kind is not taken for a
+/// changed one; all of them before a key is pinned.
+fn host_key_algorithms(pinned: Option<&PublicKey>) -> russh::Preferred {
+    let preferred = russh::Preferred::default();
+    let Some(pinned) = pinned else {
+        return preferred;
+    };
+    let kind = pinned.algorithm();
+    let is_rsa = |a: &russh::keys::Algorithm| matches!(a, russh::keys::Algorithm::Rsa { .. });
+    let key: Vec<_> = preferred
+        .key
+        .iter()
+        .filter(|a| **a == kind || (is_rsa(a) && is_rsa(&kind)))
+        .cloned()
+        .collect();
+    if key.is_empty() {
+        return preferred;
+    }
+    russh::Preferred {
+        key: key.into(),
+        ..preferred
+    }
+}
+
 /// The SHA256 fingerprint of a host key, as OpenSSH prints it.
 pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
@@ -181,6 +206,7 @@ impl Session {
             inactivity_timeout: Some(Duration::from_secs(600)),
             keepalive_interval: Some(Duration::from_secs(30)),
             nodelay: true,
+            preferred: host_key_algorithms(pinned.as_ref()),
             ..Default::default()
         });
         let connecting = client::connect(config, addr.clone(), handler);

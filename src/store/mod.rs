@@ -164,10 +164,36 @@ impl Store {
             source,
         })?;
         let mut host: Host = serde_json::from_value(doc).map_err(corrupt)?;
-        if host.name.is_empty() {
-            host.name = name.to_string();
+        if host.name != name {
+            self.rename_record(&mut host, name);
         }
         Ok(host)
+    }
+
+    /// The directory's name is the machine's: a record copied from another machine's directory
+    /// (`cp -r machines/a machines/b`) is `b`, and its own files are `b`'s — a command on `b`
+    /// never writes into `a`'s directory.
+    fn rename_record(&self, host: &mut Host, name: &str) {
+        let old_dir = self.machine_dir(&host.name);
+        let new_dir = self.machine_dir(name);
+        let auth = &mut host.host_options.auth_options;
+        for path in [
+            &mut auth.server_cert_path,
+            &mut auth.server_key_path,
+            &mut auth.store_path,
+        ] {
+            if !host.name.is_empty()
+                && let Ok(rest) = Path::new(path.as_str()).strip_prefix(&old_dir)
+            {
+                let moved = if rest.as_os_str().is_empty() {
+                    new_dir.clone()
+                } else {
+                    new_dir.join(rest)
+                };
+                *path = moved.to_string_lossy().into_owned();
+            }
+        }
+        host.name = name.to_string();
     }
 
     /// Loads every machine; each entry carries its own result, so one broken record does not hide the others.
@@ -246,8 +272,9 @@ impl Store {
         }
     }
 
-    /// Removes machine directories that a killed command left aside: `machines/.NAME.removingPID`
-    /// (an `rm`) and `machines/.NAME.newPID` (a first save), of processes that no longer exist.
+    /// Removes what killed commands left behind: machine directories set aside
+    /// (`machines/.NAME.removingPID` of an `rm`, `machines/.NAME.newPID` of a first save) and
+    /// temporary files in machine directories and `certs/`, of processes that no longer exist.
     pub fn sweep(&self) {
         let Ok(entries) = fs::read_dir(self.machines_dir()) else {
             return;
@@ -262,13 +289,17 @@ impl Store {
                 && !Path::new("/proc").join(pid.to_string()).exists()
             {
                 let _ = fs::remove_dir_all(entry.path());
+            } else if entry.path().is_dir() {
+                fsutil::remove_stale_temp_files(&entry.path());
             }
         }
+        fsutil::remove_stale_temp_files(&self.certs_dir());
     }
 
     /// Takes the lock of one machine (blocking), held by every command that changes it.
+    /// A name that cannot be a machine's is a machine that does not exist (nothing is touched).
     pub fn lock_machine(&self, name: &str) -> Result<FileLock, StoreError> {
-        validate_name(name)?;
+        validate_name(name).map_err(|_| StoreError::NotFound(name.to_string()))?;
         let path = self.machine_lock_path(name);
         FileLock::acquire(&path).map_err(|source| StoreError::Write { path, source })
     }

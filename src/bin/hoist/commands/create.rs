@@ -329,7 +329,11 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
             driver.close().await;
             return Err(Error::Usage(match names {
                 [] => "Error: No machine name specified".into(),
-                [_, extra @ ..] => format!("Invalid command line. Found extra arguments {extra:?}"),
+                // Go's %v of a []string: [a b], no quotes.
+                [_, extra @ ..] => format!(
+                    "Invalid command line. Found extra arguments [{}]",
+                    extra.join(" ")
+                ),
             }));
         }
     };

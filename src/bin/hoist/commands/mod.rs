@@ -318,6 +318,18 @@ pub fn usage_error(e: clap::Error, prog: &str) -> ExitCode {
             eprintln!("{prog}: '{cmd}' is not a {prog} command. See '{prog} --help'.");
             ExitCode::from(1)
         }
+        // No arguments at all: the help, as docker-machine prints it, and success (also when
+        // an environment variable such as MACHINE_STORAGE_PATH gives an option a value).
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand
+            if std::env::args().len() <= 1 =>
+        {
+            let help = cli_command().render_help().to_string();
+            print!(
+                "{}",
+                help.replacen("Usage: hoist", &format!("Usage: {prog}"), 1)
+            );
+            ExitCode::SUCCESS
+        }
         ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             eprint!(
                 "{}",
