@@ -359,15 +359,32 @@ fn bare_host_gets_the_distribution_docker() {
     let host = LabHost::start(Variant::Bare, false);
     assert_eq!(host.sh("command -v dockerd || echo none"), "none\n");
     let sb = Sandbox::new();
-    // The install script cannot be reached: the error suggests the distribution's package.
+    // An install script that fails (served on the host itself); it ran from a private directory
+    // made for it, gone afterwards — never from a fixed /tmp path another user could prepare.
+    host.sh(
+        "mkdir -p /srv && printf '#!/bin/sh\\necho \"$0\" > /root/installer-path\\nexit 7\\n' > /srv/install.sh && (busybox httpd -p 127.0.0.1:8080 -h /srv &)",
+    );
     let out = create_generic(
         &sb,
         &host,
         "bare1",
-        &["--engine-install-url", "http://127.0.0.1:1/install.sh"],
+        &["--engine-install-url", "http://127.0.0.1:8080/install.sh"],
     );
     assert!(!out.status.success());
+    let ran = host.sh("cat /root/installer-path");
+    assert!(
+        ran.starts_with("/tmp/tmp.") && ran.ends_with("/install.sh\n"),
+        "{ran}"
+    );
+    assert_eq!(
+        host.sh(&format!(
+            "test -e \"$(dirname {})\" && echo left || echo gone",
+            ran.trim()
+        )),
+        "gone\n"
+    );
     let err = stderr(&out);
+    assert!(err.contains("(exit status 7)"), "{err}");
     assert!(
         err.contains("run 'hoist provision --engine-install-method distro bare1'"),
         "{err}"
@@ -409,6 +426,10 @@ fn deploy_user_with_sudo_and_engine_options_with_spaces() {
             "dollar=$HOME",
             "--engine-env",
             "GREETING=hello world $USER 100%",
+            "--engine-env",
+            "SECRET=it's a \"secret\"\rwith a CR",
+            "--engine-label",
+            "cr=a\rb",
             "--engine-opt",
             "default-ulimit=nofile=1024:2048",
         ],
@@ -421,6 +442,19 @@ fn deploy_user_with_sudo_and_engine_options_with_spaces() {
     assert!(labels.contains("\"dollar=$HOME\""), "{labels}");
     let env = host.sh("tr '\\0' '\\n' < /proc/$(pidof dockerd)/environ | grep ^GREETING=");
     assert_eq!(env, "GREETING=hello world $USER 100%\n");
+    // A CR reaches the daemon as it is, in its environment and in a label (escaped for systemd).
+    let env = host.sh("tr '\\0' '\\n' < /proc/$(pidof dockerd)/environ | grep -a ^SECRET=");
+    assert_eq!(env, "SECRET=it's a \"secret\"\rwith a CR\n");
+    assert!(labels.contains("\"cr=a\\rb\""), "{labels}");
+    // The environment (proxy passwords) is in a root-only file, not in the drop-in.
+    assert_eq!(host.sh("stat -c %a /etc/docker/10-machine.env"), "600\n");
+    let dropin = host.sh("cat /etc/systemd/system/docker.service.d/10-machine.conf");
+    assert!(
+        !dropin.contains("secret") && dropin.contains("EnvironmentFile=/etc/docker/10-machine.env"),
+        "{dropin}"
+    );
+    let show = host.sh("systemctl show docker -p EnvironmentFiles");
+    assert!(show.contains("/etc/docker/10-machine.env"), "{show}");
     let cmdline = host.sh("tr '\\0' ' ' < /proc/$(pidof dockerd)/cmdline");
     assert!(
         cmdline.contains("--default-ulimit=nofile=1024:2048"),
@@ -974,5 +1008,39 @@ fn the_first_hour_on_a_stock_host() {
         stderr(&out).contains("has changed: pinned SHA256:"),
         "{}",
         stderr(&out)
+    );
+}
+
+#[test]
+fn a_host_that_gains_a_new_kind_of_key_is_not_a_changed_host() {
+    if !lab::enabled("a_host_that_gains_a_new_kind_of_key_is_not_a_changed_host") {
+        return;
+    }
+    let host = LabHost::start(Variant::Docker, false);
+    // sshd offers only its ECDSA key at first.
+    host.sh(
+        "echo 'HostKey /etc/ssh/ssh_host_ecdsa_key' > /etc/ssh/sshd_config.d/only-ecdsa.conf && systemctl restart ssh",
+    );
+    let sb = Sandbox::new();
+    let out = create_generic(&sb, &host, "keys", &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Pinned the SSH host key of machine \"keys\": SHA256:"),
+        "{}",
+        stdout(&out)
+    );
+    let pinned = sb.ok(&["inspect", "keys", "-f", "{{.Hoist.SSHHostKey}}"]);
+    assert!(!pinned.starts_with("ssh-ed25519"), "{pinned}");
+    // The host gains an ed25519 key, which both clients would prefer: still the same host.
+    host.sh("rm /etc/ssh/sshd_config.d/only-ecdsa.conf && systemctl restart ssh");
+    assert_eq!(
+        sb.ok(&["--native-ssh", "ssh", "keys", "echo", "native"]),
+        "native\n"
+    );
+    assert_eq!(sb.ok(&["ssh", "keys", "echo", "system"]), "system\n");
+    sb.ok(&["provision", "keys"]);
+    assert_eq!(
+        sb.ok(&["inspect", "keys", "-f", "{{.Hoist.SSHHostKey}}"]),
+        pinned
     );
 }

@@ -308,8 +308,14 @@ fn get_request(path: &str, addr: &str) -> String {
     )
 }
 
+/// The most an answer's head may take (a daemon's is under 1 KiB).
+const MAX_HEAD: usize = 16 << 10;
+/// The most an answer's body may take (`/version` and `/_ping` answer a few hundred bytes).
+const MAX_BODY: usize = 1 << 20;
+
 /// Reads one HTTP answer: until its framing says it is complete, or until the daemon closes the
-/// connection. Returns the bytes and whether the connection can carry another request.
+/// connection. Returns the bytes and whether the connection can carry another request. An
+/// answer over [`MAX_HEAD`] + [`MAX_BODY`] is an error, whatever the daemon claims.
 async fn read_response(stream: &mut TlsStream<TcpStream>) -> std::io::Result<(Vec<u8>, bool)> {
     let mut raw = Vec::with_capacity(2048);
     let mut buf = [0u8; 4096];
@@ -336,6 +342,12 @@ async fn read_response(stream: &mut TlsStream<TcpStream>) -> std::io::Result<(Ve
             };
         }
         raw.extend_from_slice(&buf[..n]);
+        if raw.len() > MAX_HEAD + MAX_BODY {
+            return Err(std::io::Error::new(
+                ErrorKind::InvalidData,
+                "the daemon's answer is larger than any Docker API answer hoist reads",
+            ));
+        }
     }
 }
 
@@ -352,6 +364,9 @@ enum Framing {
 
 fn response_framing(raw: &[u8]) -> Result<Framing, String> {
     let Some(head_end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        if raw.len() > MAX_HEAD {
+            return Err(format!("an answer head over {MAX_HEAD} bytes"));
+        }
         return Ok(Framing::Incomplete);
     };
     let head = parse_head(&raw[..head_end])?;
@@ -377,7 +392,10 @@ fn response_framing(raw: &[u8]) -> Result<Framing, String> {
         Some(text) => {
             let len: usize = text
                 .parse()
-                .map_err(|_| format!("bad Content-Length {text:?}"))?;
+                .map_err(|_| format!("bad Content-Length {:?}", printable(text)))?;
+            if len > MAX_BODY {
+                return Err(format!("a body of {len} bytes (Content-Length)"));
+            }
             if raw.len() >= body_start + len {
                 complete(body_start + len)
             } else {
@@ -463,7 +481,7 @@ fn parse_head(head: &[u8]) -> Result<Head, String> {
         .next()
         .and_then(|s| s.parse().ok())
         .filter(|_| version.starts_with("HTTP/"))
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
+        .ok_or_else(|| format!("bad status line {:?}", printable(status_line)))?;
     Ok(Head {
         version,
         status,
@@ -486,7 +504,7 @@ pub fn parse_http_response(raw: &[u8]) -> Result<HttpResponse, String> {
     };
     if head.status != 200 {
         let text = String::from_utf8_lossy(&body);
-        return Err(format!("HTTP {}: {}", head.status, text.trim()));
+        return Err(format!("HTTP {}: {}", head.status, printable(text.trim())));
     }
     Ok(HttpResponse {
         headers: head.headers,
@@ -511,7 +529,9 @@ fn dechunk(body: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
         };
         let size_text = String::from_utf8_lossy(&body[at..line_end]);
         let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+            .ok()
+            .filter(|s| *s <= MAX_BODY)
+            .ok_or_else(|| format!("bad chunk size {:?}", printable(&size_text)))?;
         at = line_end + 2;
         if size == 0 {
             // Trailer lines, then an empty line.
@@ -528,9 +548,22 @@ fn dechunk(body: &[u8]) -> Result<Option<(Vec<u8>, usize)>, String> {
         if body.len() < at + size + 2 {
             return Ok(None);
         }
+        if data.len() + size > MAX_BODY {
+            return Err(format!("a chunked body over {MAX_BODY} bytes"));
+        }
         data.extend_from_slice(&body[at..at + size]);
         at += size + 2;
     }
+}
+
+/// What a daemon said, fit for a terminal: control characters (escape sequences) dropped, at
+/// most 300 characters.
+pub fn printable(text: &str) -> String {
+    let mut out: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
+    if text.chars().filter(|c| !c.is_control()).count() > 300 {
+        out.push('…');
+    }
+    out
 }
 
 /// A client for one set of certificate paths, or why it could not be built.
@@ -577,6 +610,81 @@ impl ClientCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a hostile daemon can send: absurd chunk sizes and lengths, escape sequences.
+    #[test]
+    fn hostile_answers_are_errors_without_panics_or_huge_buffers() {
+        let huge_chunk =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffe\r\nab\r\n";
+        assert!(response_framing(huge_chunk).is_err());
+        assert!(parse_http_response(huge_chunk).is_err());
+        let huge_length = b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\nx";
+        assert!(
+            response_framing(huge_length)
+                .unwrap_err()
+                .contains("100000000000")
+        );
+        let mut long_head = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+        long_head.resize(MAX_HEAD + 10, b'a');
+        assert!(response_framing(&long_head).is_err());
+        let escapes =
+            b"HTTP/1.1 500 Oops\r\nContent-Length: 24\r\n\r\n\x1b]0;pwned\x07\x1b[31mred\x1b[0m!";
+        let err = parse_http_response(escapes).unwrap_err();
+        assert!(!err.chars().any(|c| c.is_control()), "{err:?}");
+        assert_eq!(err, "HTTP 500: ]0;pwned[31mred[0m!");
+    }
+
+    /// A bounded fuzz run over the response parser (it runs with the tests, in CI): mutations
+    /// of real answers and random bytes never panic, and what parses stays within the caps.
+    #[test]
+    fn fuzz_the_response_parser() {
+        let seeds: [&[u8]; 4] = [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\nServer: Docker/24.0.7 (linux)\r\n\r\n{\"Version\":\"1\"}",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0;x=y\r\nT: v\r\n\r\n",
+            b"HTTP/1.0 404 Not Found\r\nConnection: close\r\n\r\nno such thing",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let started = std::time::Instant::now();
+        let mut runs = 0u64;
+        while runs < 300_000 && started.elapsed() < Duration::from_secs(5) {
+            let mut input = seeds[(next() % 4) as usize].to_vec();
+            for _ in 0..=(next() % 6) {
+                let at = (next() as usize) % (input.len() + 1);
+                match next() % 6 {
+                    0 => input.insert(at, next() as u8),
+                    1 if at < input.len() => input[at] = next() as u8,
+                    2 if at < input.len() => {
+                        input.remove(at);
+                    }
+                    3 => input
+                        .splice(at..at, b"ffffffffffffffff".iter().copied())
+                        .for_each(drop),
+                    4 => input.splice(at..at, b"\r\n".iter().copied()).for_each(drop),
+                    _ => input.truncate(at),
+                }
+            }
+            if let Ok(Framing::Complete { len, .. }) = response_framing(&input) {
+                assert!(len <= input.len());
+            }
+            if let Ok(answer) = parse_http_response(&input) {
+                assert!(answer.body.len() <= input.len());
+            }
+            let _ = dechunk(&input);
+            runs += 1;
+        }
+        eprintln!(
+            "fuzzed the response parser: {runs} runs in {:?}",
+            started.elapsed()
+        );
+        assert!(runs >= 10_000, "only {runs} runs");
+    }
 
     #[test]
     fn tcp_urls() {

@@ -382,38 +382,48 @@ pub async fn query_all(
             host.lifecycle(),
             Lifecycle::Creating | Lifecycle::Provisioning
         ) || store.lock_is_free(&host.name);
-        tasks.push(tokio::spawn(async move {
-            let name = host.name.clone();
-            let driver_name = host.driver_name.clone();
-            // The timeout runs from the start of `ls` for every host, waiting for a slot
-            // included: `ls --timeout N` ends within N seconds however many hosts hang.
-            let query = async {
-                let _permit = limit.acquire_owned().await;
-                let started = Instant::now();
-                let query = Query {
-                    engine,
-                    docker_host,
-                    lock_free,
-                    env,
-                    plugins,
-                };
-                let mut item = query_host(host, query).await;
-                item.response_time = started.elapsed();
-                item
-            };
-            match tokio::time::timeout_at(deadline, query).await {
-                Ok(mut item) => {
-                    item.swarm = swarm;
+        let (row_name, row_driver) = (host.name.clone(), host.driver_name.clone());
+        tasks.push((
+            row_name,
+            row_driver,
+            tokio::spawn(async move {
+                let name = host.name.clone();
+                let driver_name = host.driver_name.clone();
+                // The timeout runs from the start of `ls` for every host, waiting for a slot
+                // included: `ls --timeout N` ends within N seconds however many hosts hang.
+                let query = async {
+                    let _permit = limit.acquire_owned().await;
+                    let started = Instant::now();
+                    let query = Query {
+                        engine,
+                        docker_host,
+                        lock_free,
+                        env,
+                        plugins,
+                    };
+                    let mut item = query_host(host, query).await;
+                    item.response_time = started.elapsed();
                     item
+                };
+                match tokio::time::timeout_at(deadline, query).await {
+                    Ok(mut item) => {
+                        item.swarm = swarm;
+                        item
+                    }
+                    Err(_) => ListItem::timed_out(&name, &driver_name, timeout),
                 }
-                Err(_) => ListItem::timed_out(&name, &driver_name, timeout),
-            }
-        }));
+            }),
+        ));
     }
-    for task in tasks {
-        if let Ok(item) = task.await {
-            items.push(item);
-        }
+    for (name, driver, task) in tasks {
+        // A query that failed outright still has its row.
+        items.push(task.await.unwrap_or_else(|e| {
+            ListItem::broken(
+                &name,
+                &driver,
+                format!("the query of this machine failed: {e}"),
+            )
+        }));
     }
     items.retain(|i| filters.matches_state(i.state));
     natsort::sort_names(&mut items, |i| &i.name);

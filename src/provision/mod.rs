@@ -379,8 +379,23 @@ async fn provision_with(
     let (_, port) = crate::engine::parse_tcp_url(&url)?;
     let engine = &host.host_options.engine_options;
     let args = systemd::daemon_args(&dockerd, port, socket, engine, machine.driver.name());
-    let text = systemd::dropin(&args, engine.env.as_deref().unwrap_or(&[]))
-        .map_err(|e| Error::Other(format!("machine \"{}\": {e}", host.name)))?;
+    let env = engine.env.as_deref().unwrap_or(&[]);
+    let setup = |e: String| Error::Other(format!("machine \"{}\": {e}", host.name));
+    let text = systemd::dropin(&args, env).map_err(setup)?;
+    if env.is_empty() {
+        remote
+            .root_ok(
+                "removing the old environment file",
+                &format!("rm -f {}", systemd::ENV_FILE_REMOTE),
+                None,
+            )
+            .await?;
+    } else {
+        let file = systemd::environment_file(env).map_err(setup)?;
+        remote
+            .upload(systemd::ENV_FILE_REMOTE, file.as_bytes(), "600")
+            .await?;
+    }
     remote
         .upload(systemd::DROPIN_PATH, text.as_bytes(), "644")
         .await?;

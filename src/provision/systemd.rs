@@ -12,6 +12,9 @@ pub const CA_REMOTE: &str = "/etc/docker/ca.pem";
 pub const SERVER_CERT_REMOTE: &str = "/etc/docker/server.pem";
 /// The daemon's private key (0600).
 pub const SERVER_KEY_REMOTE: &str = "/etc/docker/server-key.pem";
+/// The daemon's environment (`--engine-env`, which may hold proxy passwords): 0600, named by
+/// the drop-in's `EnvironmentFile=`, not written into the world-readable drop-in.
+pub const ENV_FILE_REMOTE: &str = "/etc/docker/10-machine.env";
 
 /// How dockerd gets its local socket.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -120,6 +123,7 @@ fn systemd_word(word: &str) -> String {
 }
 
 /// The drop-in's text; a NUL anywhere, which systemd cannot carry, is an error naming the value.
+/// With an environment, it names [`ENV_FILE_REMOTE`].
 pub fn dropin(args: &[String], env: &[String]) -> Result<String, String> {
     if let Some(bad) = args.iter().chain(env).find(|v| v.contains('\0')) {
         return Err(format!(
@@ -133,11 +137,47 @@ pub fn dropin(args: &[String], env: &[String]) -> Result<String, String> {
         .collect::<Vec<_>>()
         .join(" ");
     let mut text = format!("[Service]\nExecStart=\nExecStart={exec}\n");
+    if !env.is_empty() {
+        text.push_str(&format!("EnvironmentFile={ENV_FILE_REMOTE}\n"));
+    }
+    Ok(text)
+}
+
+/// The environment file of `--engine-env` assignments (`KEY=value`), in systemd's format: a
+/// value in single quotes (taken literally), or in double quotes with `"`, `\`, `` ` `` and
+/// `$` escaped where it has a single quote. A key that is not a variable name is an error.
+pub fn environment_file(env: &[String]) -> Result<String, String> {
+    let mut text = String::new();
     for assignment in env {
-        text.push_str(&format!(
-            "Environment={}\n",
-            systemd_quoted(assignment, false)
-        ));
+        let (key, value) = assignment.split_once('=').unwrap_or((assignment, ""));
+        let mut chars = key.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(format!(
+                "--engine-env {assignment:?}: {key:?} is not an environment variable name"
+            ));
+        }
+        if value.contains('\0') {
+            return Err(format!(
+                "--engine-env {key}: the value contains a NUL character, which systemd cannot carry"
+            ));
+        }
+        if value.contains('\'') {
+            let mut quoted = String::from("\"");
+            for c in value.chars() {
+                if matches!(c, '"' | '\\' | '`' | '$') {
+                    quoted.push('\\');
+                }
+                quoted.push(c);
+            }
+            quoted.push('"');
+            text.push_str(&format!("{key}={quoted}\n"));
+        } else {
+            text.push_str(&format!("{key}='{value}'\n"));
+        }
     }
     Ok(text)
 }
@@ -176,7 +216,7 @@ mod tests {
         let text = dropin(&args, e.env.as_deref().unwrap()).unwrap();
         assert_eq!(
             text,
-            "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H tcp://0.0.0.0:2376 -H fd:// --tlsverify --tlscacert /etc/docker/ca.pem --tlscert /etc/docker/server.pem --tlskey /etc/docker/server-key.pem --label spam=eggs --label \"note=two words\" --label provider=generic --insecure-registry registry.myco.com --registry-mirror https://mirror.test --log-driver=none --default-ulimit=nofile=1024:2048\nEnvironment=\"TEST=VALUE\"\nEnvironment=\"PROXY=http://u:p%%41@p:3128 $HOME\"\n"
+            "[Service]\nExecStart=\nExecStart=/usr/sbin/dockerd -H tcp://0.0.0.0:2376 -H fd:// --tlsverify --tlscacert /etc/docker/ca.pem --tlscert /etc/docker/server.pem --tlskey /etc/docker/server-key.pem --label spam=eggs --label \"note=two words\" --label provider=generic --insecure-registry registry.myco.com --registry-mirror https://mirror.test --log-driver=none --default-ulimit=nofile=1024:2048\nEnvironmentFile=/etc/docker/10-machine.env\n"
         );
     }
 
@@ -203,7 +243,28 @@ mod tests {
         assert_eq!(systemd_word("x\ry"), "\"x\\ry\"");
         let err = dropin(&["dockerd".into()], &["A=b\0c".into()]).unwrap_err();
         assert!(err.contains("NUL") && err.contains("A=b\\0c"), "{err}");
+        assert!(environment_file(&["A=b\0c".into()]).is_err());
         assert!(dropin(&["dockerd\0".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn the_environment_goes_to_a_file_of_its_own() {
+        let e = engine();
+        assert_eq!(
+            environment_file(e.env.as_deref().unwrap()).unwrap(),
+            "TEST='VALUE'\nPROXY='http://u:p%41@p:3128 $HOME'\n"
+        );
+        assert_eq!(
+            environment_file(&["Q=it's $x \"y\" \\z\r".into()]).unwrap(),
+            "Q=\"it's \\$x \\\"y\\\" \\\\z\r\"\n"
+        );
+        assert!(environment_file(&["1BAD=x".into()]).is_err());
+        assert!(environment_file(&["A B=x".into()]).is_err());
+        assert!(
+            !dropin(&["dockerd".into()], &[])
+                .unwrap()
+                .contains("EnvironmentFile")
+        );
     }
 
     #[test]
