@@ -23,6 +23,19 @@ pub const ENV_DOCKER_HOST: &str = "DOCKER_HOST";
 pub const ENV_SHELL: &str = "SHELL";
 /// `USER`: the Organization of the certificates.
 pub const ENV_USER: &str = "USER";
+/// `MACHINE_REMOTE_TIMEOUT`: seconds one remote command may take (an install, an upgrade)
+/// before it fails and frees the machine's lock; default 1800.
+pub const ENV_REMOTE_TIMEOUT: &str = "MACHINE_REMOTE_TIMEOUT";
+
+/// How long one remote command may take ([`ENV_REMOTE_TIMEOUT`]).
+pub fn remote_timeout() -> std::time::Duration {
+    let seconds = std::env::var(ENV_REMOTE_TIMEOUT)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|s| *s > 0)
+        .unwrap_or(1800);
+    std::time::Duration::from_secs(seconds)
+}
 
 /// Parses a boolean as Go's `strconv.ParseBool` does.
 pub fn parse_go_bool(s: &str) -> Option<bool> {

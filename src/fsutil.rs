@@ -126,6 +126,32 @@ mod tests {
     }
 
     #[test]
+    fn temporary_names_are_unguessable_and_stale_ones_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.json");
+        // What the old predictable name would have been: a link planted there is not followed.
+        let planted = dir
+            .path()
+            .join(format!(".config.json.tmp{}", std::process::id()));
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        write_atomic(&p, b"new", 0o600).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"keep");
+        assert_eq!(fs::read(&p).unwrap(), b"new");
+        // A temporary file of a process that is gone is swept; one of a live process is not.
+        let dead = dir.path().join(".config.json.tmp4194305-0123456789abcdef");
+        let live = dir.path().join(format!(
+            ".config.json.tmp{}-0123456789abcdef",
+            std::process::id()
+        ));
+        fs::write(&dead, b"x").unwrap();
+        fs::write(&live, b"x").unwrap();
+        remove_stale_temp_files(dir.path());
+        assert!(!dead.exists() && live.exists());
+    }
+
+    #[test]
     fn lock_is_exclusive_between_handles() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("locks/x.lock");

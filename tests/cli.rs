@@ -1148,3 +1148,35 @@ fn env_output_is_inert_in_a_shell_and_addresses_are_checked() {
     let err = sb.fails(&["env", "--no-check", "web"]);
     assert!(err.contains("has characters a URL cannot"), "{err}");
 }
+
+#[test]
+fn scp_operands_that_start_with_a_dash_are_paths() {
+    let sb = Sandbox::new();
+    sb.create_none("web", "tcp://127.0.0.1:1");
+    // A generic machine on a closed port, its host key pinned.
+    let config = sb.store_path().join("machines/web/config.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    record["DriverName"] = "generic".into();
+    record["Driver"]["IPAddress"] = "127.0.0.1".into();
+    record["Driver"]["SSHPort"] = common::closed_port().into();
+    record["Driver"]["SSHUser"] = "root".into();
+    record["Hoist"]["SSHHostKey"] =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGMcSmA0YcjppB+b6swNc/I0WmYcCKGVxZr4xLF/dcPh".into();
+    std::fs::write(&config, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    let marker = sb.dir.path().join("PWNED");
+    let hostile = format!("-oProxyCommand=touch {}", marker.display());
+    let out = sb.run(&["--debug", "scp", "--", &hostile, "web:/tmp/x"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("scp "))
+        .expect("the scp command line");
+    assert!(line.contains(" -- "), "{line}");
+    assert!(
+        line.find(" -- ").unwrap() < line.find("-oProxyCommand=touch").unwrap(),
+        "{line}"
+    );
+    assert!(!marker.exists(), "an operand ran as an option");
+}

@@ -385,6 +385,24 @@ fn bare_host_gets_the_distribution_docker() {
     );
     let err = stderr(&out);
     assert!(err.contains("(exit status 7)"), "{err}");
+    // An installer that hangs: the remote step is bounded, and the machine's lock is freed.
+    host.sh("printf '#!/bin/sh\\nsleep 300\\n' > /srv/install.sh");
+    let mut slow = Sandbox::new();
+    slow.set("MACHINE_REMOTE_TIMEOUT", "3");
+    let started = std::time::Instant::now();
+    let hung = create_generic(
+        &slow,
+        &host,
+        "hang",
+        &["--engine-install-url", "http://127.0.0.1:8080/install.sh"],
+    );
+    assert!(!hung.status.success());
+    assert!(started.elapsed().as_secs() < 30, "{:?}", started.elapsed());
+    let hang_err = stderr(&hung);
+    assert!(
+        hang_err.contains("did not finish within 3s (set MACHINE_REMOTE_TIMEOUT to allow longer)"),
+        "{hang_err}"
+    );
     assert!(
         err.contains("run 'hoist provision --engine-install-method distro bare1'"),
         "{err}"
@@ -924,8 +942,18 @@ fn the_first_hour_on_a_stock_host() {
         "Docker machine \"bad\" already exists (its create did not finish: run 'hoist provision bad' to finish it, or 'hoist rm bad' to start over)\n"
     );
     sb.ok(&["rm", "-y", "bad"]);
-    // The host's daemon got bad's drop-in: web's provisioning puts its own back.
-    sb.ok(&["provision", "web"]);
+    // The host's daemon got bad's drop-in: web's provisioning puts its own back. The CA, server
+    // certificate and key are sent under temporary names and switched by one command.
+    let out = sb.run(&["--debug", "provision", "web"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "mv -f /etc/docker/ca.pem.hoist-new /etc/docker/ca.pem && mv -f /etc/docker/server.pem.hoist-new /etc/docker/server.pem && mv -f /etc/docker/server-key.pem.hoist-new /etc/docker/server-key.pem"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(host.sh("ls /etc/docker | grep -c hoist-new || true"), "0\n");
 
     // An upgrade whose package index cannot be fetched fails, with apt's words.
     host.sh("cp /etc/apt/sources.list /root/sources.list && echo 'deb http://127.0.0.1:9/debian bookworm main' > /etc/apt/sources.list && rm -rf /var/lib/apt/lists/*");
@@ -1042,5 +1070,41 @@ fn a_host_that_gains_a_new_kind_of_key_is_not_a_changed_host() {
     assert_eq!(
         sb.ok(&["inspect", "keys", "-f", "{{.Hoist.SSHHostKey}}"]),
         pinned
+    );
+}
+
+#[test]
+fn ssh_waits_for_the_machines_lock_and_never_brings_a_removed_machine_back() {
+    if !lab::enabled("ssh_waits_for_the_machines_lock_and_never_brings_a_removed_machine_back") {
+        return;
+    }
+    let host = LabHost::start(Variant::Docker, false);
+    let sb = Sandbox::new();
+    created(&sb, &host, "lk", &[]);
+    // A machine whose host key is not pinned yet: ssh pins it, under the machine's lock.
+    let config = sb.store_path().join("machines/lk/config.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&fs::read(&config).unwrap()).unwrap();
+    record["Hoist"]
+        .as_object_mut()
+        .unwrap()
+        .remove("SSHHostKey");
+    fs::write(&config, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    let lock = sb.store().lock_machine("lk").unwrap();
+    let child = sb.spawn(&["ssh", "lk", "true"], true);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    // An rm that ran while ssh waited for the lock.
+    fs::remove_dir_all(sb.store_path().join("machines/lk")).unwrap();
+    drop(lock);
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Docker machine \"lk\" does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !sb.store_path().join("machines/lk").exists(),
+        "ssh brought the removed machine back"
     );
 }

@@ -229,7 +229,7 @@ async fn create_machine(
         .map_err(|e| Error::PreCreate(e.to_string()))?;
     machine.take_driver_config().await?;
     crate::provision::set_install_method(&mut machine.host, opts.install_method);
-    ctx.store.save(&machine.host)?;
+    ctx.store.create(&machine.host)?;
     report.info("Creating machine...");
     let result = make_and_provision(ctx, machine, report).await;
     // Whatever happened, the record keeps what the driver made (an instance to remove later).

@@ -44,8 +44,12 @@ async fn pin_and_describe(ctx: &Context, machine: &mut Machine) -> Result<SshMac
     let endpoint = session::endpoint(machine).await?;
     if session::pinned_key(&machine.host).is_none() {
         let _lock = super::lock_machine(ctx, &name).await?;
-        let session = session::connect(ctx, machine, Duration::from_secs(15), false).await?;
-        session.close().await;
+        // What was read before the lock may be stale (a provision or an rm ran meanwhile).
+        machine.host = ctx.store.load(&name)?;
+        if session::pinned_key(&machine.host).is_none() {
+            let session = session::connect(ctx, machine, Duration::from_secs(15), false).await?;
+            session.close().await;
+        }
     }
     let host = &machine.host;
     let name = name.as_str();

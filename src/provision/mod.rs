@@ -191,8 +191,15 @@ async fn install_docker(
 }
 
 /// Copies the CA and the client certificate and key into the machine directory, where
-/// `DOCKER_CERT_PATH` points the docker CLI (`env`) and `config`'s flags name them.
+/// `DOCKER_CERT_PATH` points the docker CLI (`env`) and `config`'s flags name them. They are read
+/// under the store's certificate lock: `regenerate-certs --client-certs` rewrites them under it,
+/// so a copy is never half old, half new.
 pub fn copy_client_certs(ctx: &Context, host: &Host) -> Result<()> {
+    let _certs = ctx.store.lock_certs()?;
+    copy_client_certs_locked(ctx, host)
+}
+
+fn copy_client_certs_locked(ctx: &Context, host: &Host) -> Result<()> {
     let paths = crate::ops::cert_paths(host);
     let dir = ctx.store.machine_dir(&host.name);
     for (src, name) in [
@@ -223,7 +230,8 @@ pub fn machine_certs(
 ) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
     let paths = crate::ops::cert_paths(host);
     report.info("Copying certs to the local machine directory...");
-    copy_client_certs(ctx, host)?;
+    let _certs = ctx.store.lock_certs()?;
+    copy_client_certs_locked(ctx, host)?;
     let auth = &host.host_options.auth_options;
     let sans = cert::server_sans(auth.server_cert_sans.as_deref().unwrap_or(&[]), ip);
     let org = format!("{}.{}", Context::username(), host.name);
@@ -367,12 +375,12 @@ async fn provision_with(
     let ip = machine.driver.ip().await?;
     let (ca, server_cert, server_key) = machine_certs(ctx, host, &ip, report)?;
     report.info("Copying certs to the remote machine...");
-    remote.upload(systemd::CA_REMOTE, &ca, "644").await?;
     remote
-        .upload(systemd::SERVER_CERT_REMOTE, &server_cert, "644")
-        .await?;
-    remote
-        .upload(systemd::SERVER_KEY_REMOTE, &server_key, "600")
+        .upload_set(&[
+            (systemd::CA_REMOTE, &ca, "644"),
+            (systemd::SERVER_CERT_REMOTE, &server_cert, "644"),
+            (systemd::SERVER_KEY_REMOTE, &server_key, "600"),
+        ])
         .await?;
     report.info("Setting Docker configuration on the remote daemon...");
     let url = machine.docker_url().await?;

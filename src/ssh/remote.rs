@@ -43,7 +43,19 @@ impl<'a> Remote<'a> {
     async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, SshError> {
         self.report
             .debug(&format!("(ssh {}) {command}", self.session.addr()));
-        let out = self.session.run(command, stdin).await?;
+        let limit = crate::context::remote_timeout();
+        let out = tokio::time::timeout(limit, self.session.run(command, stdin))
+            .await
+            .map_err(|_| SshError::Command {
+                what: format!("a remote command ({})", first_words(command)),
+                machine: self.machine.clone(),
+                status: 124,
+                reason: format!(
+                    "it did not finish within {}s (set {} to allow longer)",
+                    limit.as_secs(),
+                    crate::context::ENV_REMOTE_TIMEOUT
+                ),
+            })??;
         self.report.debug(&format!(
             "exit status {}\nstdout: {}\nstderr: {}",
             out.status,
@@ -84,12 +96,33 @@ impl<'a> Remote<'a> {
 
     /// Writes a file as root from `data` (sent on stdin), atomically, with `mode`.
     pub async fn upload(&self, path: &str, data: &[u8], mode: &str) -> Result<(), SshError> {
-        let script = format!(
-            "set -e; p={}; mkdir -p \"$(dirname \"$p\")\"; umask 077; cat > \"$p.hoist-tmp\"; chmod {} \"$p.hoist-tmp\"; mv \"$p.hoist-tmp\" \"$p\"",
-            quote(path),
-            quote(mode)
-        );
-        self.root_ok(&format!("writing {path}"), &script, Some(data))
+        self.upload_set(&[(path, data, mode)]).await
+    }
+
+    /// Writes a set of files that belong together (a certificate and its key): each is sent
+    /// under a temporary name, then one command moves them all into place, so that an
+    /// interruption leaves the old set or the new one, never a certificate with another key.
+    pub async fn upload_set(&self, files: &[(&str, &[u8], &str)]) -> Result<(), SshError> {
+        for (path, data, mode) in files {
+            let script = format!(
+                "set -e; p={}; mkdir -p \"$(dirname \"$p\")\"; umask 077; cat > \"$p.hoist-new\"; chmod {} \"$p.hoist-new\"",
+                quote(path),
+                quote(mode)
+            );
+            self.root_ok(&format!("writing {path}"), &script, Some(data))
+                .await?;
+        }
+        let switch = files
+            .iter()
+            .map(|(path, _, _)| format!("mv -f {p}.hoist-new {p}", p = quote(path)))
+            .collect::<Vec<_>>()
+            .join(" && ");
+        let names = files
+            .iter()
+            .map(|(p, _, _)| *p)
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.root_ok(&format!("putting {names} in place"), &switch, None)
             .await
             .map(|_| ())
     }
@@ -97,5 +130,16 @@ impl<'a> Remote<'a> {
     /// Closes the connection.
     pub async fn close(self) {
         self.session.close().await;
+    }
+}
+
+/// The start of a command, to name it in a message.
+fn first_words(command: &str) -> String {
+    let words: Vec<&str> = command.split_whitespace().take(6).collect();
+    let text = words.join(" ");
+    if command.split_whitespace().count() > 6 {
+        format!("{text} …")
+    } else {
+        text
     }
 }

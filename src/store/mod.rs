@@ -208,31 +208,51 @@ impl Store {
             .collect())
     }
 
-    /// Writes a machine's record atomically (0600, directory 0700). When the file on disk is of an
-    /// older config version, it is kept as `config.json.bak` first, as docker-machine does.
-    pub fn save(&self, host: &Host) -> Result<(), StoreError> {
+    /// The record as docker-machine writes it (Go's field order and escaping).
+    fn record_json(&self, host: &Host) -> Result<Vec<u8>, StoreError> {
         validate_name(&host.name)?;
+        to_go_json_pretty(host).map_err(|e| StoreError::Write {
+            path: self.machine_dir(&host.name),
+            source: io::Error::other(e),
+        })
+    }
+
+    /// Writes the first record of a new machine: its directory is built aside and renamed into
+    /// place, so a machine appears whole. Only `create` makes machines.
+    pub fn create(&self, host: &Host) -> Result<(), StoreError> {
+        let json = self.record_json(host)?;
         let dir = self.machine_dir(&host.name);
+        if dir.exists() {
+            return Err(StoreError::AlreadyExists(host.name.clone()));
+        }
         let write_err = |path: &Path| {
             let path = path.to_path_buf();
             move |source| StoreError::Write { path, source }
         };
-        let json = to_go_json_pretty(host).map_err(|e| StoreError::Write {
-            path: dir.clone(),
-            source: io::Error::other(e),
-        })?;
+        let machines = self.machines_dir();
+        fsutil::create_dir_all(&machines, 0o700).map_err(write_err(&machines))?;
+        let staging = machines.join(format!(".{}.new{}", host.name, std::process::id()));
+        let _ = fs::remove_dir_all(&staging);
+        fsutil::create_dir_all(&staging, 0o700).map_err(write_err(&staging))?;
+        let staged = staging.join(layout::CONFIG_JSON);
+        fsutil::write_atomic(&staged, &json, 0o600).map_err(write_err(&staged))?;
+        fs::rename(&staging, &dir).map_err(write_err(&dir))?;
+        fsutil::sync_dir(&machines).map_err(write_err(&machines))
+    }
+
+    /// Writes an existing machine's record atomically (0600). A machine removed meanwhile is not
+    /// brought back: that is `NotFound`. When the file on disk is of an older config version, it
+    /// is kept as `config.json.bak` first, as docker-machine does.
+    pub fn save(&self, host: &Host) -> Result<(), StoreError> {
+        let json = self.record_json(host)?;
+        let dir = self.machine_dir(&host.name);
         if !dir.is_dir() {
-            // A new machine appears whole: its directory is built aside and renamed into place.
-            let machines = self.machines_dir();
-            fsutil::create_dir_all(&machines, 0o700).map_err(write_err(&machines))?;
-            let staging = machines.join(format!(".{}.new{}", host.name, std::process::id()));
-            let _ = fs::remove_dir_all(&staging);
-            fsutil::create_dir_all(&staging, 0o700).map_err(write_err(&staging))?;
-            let staged = staging.join(layout::CONFIG_JSON);
-            fsutil::write_atomic(&staged, &json, 0o600).map_err(write_err(&staged))?;
-            fs::rename(&staging, &dir).map_err(write_err(&dir))?;
-            return fsutil::sync_dir(&machines).map_err(write_err(&machines));
+            return Err(StoreError::NotFound(host.name.clone()));
         }
+        let write_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StoreError::Write { path, source }
+        };
         let path = self.config_path(&host.name);
         if let Ok(old) = fs::read(&path) {
             let old_version = serde_json::from_slice::<serde_json::Value>(&old)
