@@ -1180,3 +1180,78 @@ fn scp_operands_that_start_with_a_dash_are_paths() {
     );
     assert!(!marker.exists(), "an operand ran as an option");
 }
+
+#[test]
+fn hostile_daemons_cannot_crash_flood_or_paint_the_terminal() {
+    // Each answers with a valid certificate of the store's CA, as a compromised machine can.
+    let answers: [&'static [u8]; 4] = [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffe\r\nab\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\nxxxx",
+        b"HTTP/1.1 500 Oops\r\nContent-Length: 27\r\n\r\n\x1b]0;pwned\x07\x1b[31mred\x1b[0m gone",
+        b"HTTP/1.1 200 OK\r\nX-Long: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+    ];
+    let sb = Sandbox::new();
+    let daemons: Vec<FakeDaemon> = answers
+        .iter()
+        .map(|a| FakeDaemon::start(&sb, "x", Behaviour::Raw(a)))
+        .collect();
+    for (i, d) in daemons.iter().enumerate() {
+        sb.create_none(&format!("h{i}"), &d.url());
+    }
+    let started = std::time::Instant::now();
+    let out = sb.run(&[
+        "ls",
+        "--timeout",
+        "5",
+        "--format",
+        "{{.Name}}|{{.State}}|{{.Error}}",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    let ls = stdout(&out);
+    assert_eq!(ls.lines().count(), 4, "every machine has its row: {ls}");
+    assert!(!ls.chars().any(|c| c.is_control() && c != '\n'), "{ls:?}");
+    assert!(
+        ls.contains("h2|Running|Unable to query docker version")
+            && ls.contains("HTTP 500: ]0;pwned[31mred[0m gone"),
+        "{ls}"
+    );
+    // An absurd Content-Length is refused at once, not read.
+    assert!(
+        ls.contains("h1|Running|") && ls.contains("100000000000"),
+        "{ls}"
+    );
+    let err = sb.fails(&["version", "h2"]);
+    assert!(!err.trim_end().chars().any(char::is_control), "{err:?}");
+}
+
+#[test]
+fn fuzz_the_engine_clients_http_parsing_with_mutated_answers() {
+    use hoist::cert::{self, CertPaths};
+    use hoist::engine::EngineClient;
+    let sb = Sandbox::new();
+    let daemon = FakeDaemon::start(&sb, "x", Behaviour::Mutations(0x5eed_1234));
+    let tls = cert::client_config(&CertPaths::in_dir(&sb.store().certs_dir())).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut runs = 0;
+    runtime.block_on(async {
+        while runs < 3000 && started.elapsed() < std::time::Duration::from_secs(6) {
+            // A new client each time: a new connection, so every answer is a fresh mutation.
+            let client = EngineClient::new(tls.clone(), std::time::Duration::from_millis(30));
+            if let Err(e) = client.get(&daemon.url(), "/_ping").await {
+                let text = e.to_string();
+                assert!(!text.chars().any(char::is_control), "{text:?}");
+            }
+            runs += 1;
+        }
+    });
+    eprintln!(
+        "fuzzed the engine client: {runs} mutated answers in {:?}",
+        started.elapsed()
+    );
+    assert!(runs >= 100, "only {runs} runs");
+}

@@ -213,6 +213,44 @@ pub enum Behaviour {
     AnswerOnce,
     /// Accepts TCP connections and never says anything.
     Hang,
+    /// Mutual TLS, then answers every request with these bytes, as a hostile daemon would.
+    Raw(&'static [u8]),
+    /// Mutual TLS, then answers each request with a random mutation of a real answer (a fuzz
+    /// run of the client's HTTP parsing); the seed makes a run repeatable.
+    Mutations(u64),
+}
+
+/// A mutation of a real daemon answer, from `state` (xorshift).
+pub fn mutated_answer(state: &mut u64) -> Vec<u8> {
+    let mut next = || {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    };
+    let seeds: [&[u8]; 4] = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\nServer: Docker/24.0.7 (linux)\r\n\r\n{\"Version\":\"1\"}",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0;x=y\r\nT: v\r\n\r\n",
+        b"HTTP/1.0 404 Not Found\r\nConnection: close\r\n\r\nno such thing",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+    ];
+    let mut input = seeds[(next() % 4) as usize].to_vec();
+    for _ in 0..=(next() % 6) {
+        let at = (next() as usize) % (input.len() + 1);
+        match next() % 6 {
+            0 => input.insert(at, next() as u8),
+            1 if at < input.len() => input[at] = next() as u8,
+            2 if at < input.len() => {
+                input.remove(at);
+            }
+            3 => input
+                .splice(at..at, b"ffffffffffffffff".iter().copied())
+                .for_each(drop),
+            4 => input.splice(at..at, b"\r\n".iter().copied()).for_each(drop),
+            _ => input.truncate(at),
+        }
+    }
+    input
 }
 
 /// A TLS daemon on 127.0.0.1 with a server certificate signed by the sandbox's CA.
@@ -289,6 +327,10 @@ impl FakeDaemon {
                 }
                 let acceptor = acceptor.clone();
                 let body = body.clone();
+                let mut state = match behaviour {
+                    Behaviour::Mutations(seed) => seed ^ (accepted.load(std::sync::atomic::Ordering::SeqCst) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+                    _ => 1,
+                };
                 tokio::spawn(async move {
                     use tokio::io::{AsyncReadExt, AsyncWriteExt};
                     let Ok(mut tls) = acceptor.accept(tcp).await else { return };
@@ -303,11 +345,16 @@ impl FakeDaemon {
                         }
                         let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
                         got.drain(..end + 4);
-                        let response = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                            body.len()
-                        );
-                        if tls.write_all(response.as_bytes()).await.is_err() {
+                        let response = match behaviour {
+                            Behaviour::Raw(bytes) => bytes.to_vec(),
+                            Behaviour::Mutations(_) => mutated_answer(&mut state),
+                            _ => format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            )
+                            .into_bytes(),
+                        };
+                        if tls.write_all(&response).await.is_err() {
                             return;
                         }
                         if behaviour == Behaviour::AnswerOnce {
