@@ -23,9 +23,6 @@ pub enum Error {
     /// A pre-create check failed (exit code 3, as docker-machine).
     #[error("Error with pre-create check: {}", format::go_quote(.0))]
     PreCreate(String),
-    /// Several machines failed; one line each.
-    #[error("{}", .0.join("\n"))]
-    Many(Vec<String>),
     #[error("{0}")]
     Other(String),
     /// The command was interrupted by a signal (its number), leaving `machine` unfinished.

@@ -81,11 +81,7 @@ pub async fn lock_machine(ctx: &Context, name: &str) -> Result<crate::fsutil::Fi
 /// What a machine's driver is opened with: where its messages go and the pinned SSH host key.
 pub fn driver_env(host: &Host, report: Arc<dyn Reporter>) -> DriverEnv {
     let mut env = DriverEnv::new(&host.name, report);
-    env.ssh_host_key = host
-        .hoist
-        .as_ref()
-        .map(|h| h.ssh_host_key.clone())
-        .filter(|k| !k.is_empty());
+    env.ssh_host_key = session::pinned_key(host);
     env
 }
 
