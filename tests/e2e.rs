@@ -954,6 +954,31 @@ fn the_first_hour_on_a_stock_host() {
         stderr(&out)
     );
     assert_eq!(host.sh("ls /etc/docker | grep -c hoist-new || true"), "0\n");
+    // The same machine three times in one command (as many as the runtime's workers and more):
+    // each waits for the machine's lock off the async workers, so none blocks the others.
+    let mut child = sb.spawn(&["provision", "web", "web", "web"], true);
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed().as_secs() > 120 {
+            let _ = child.kill();
+            panic!("provision web web web is stuck");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Provisioning reads the store's CA and client certificate under the certificate lock that
+    // `regenerate-certs --client-certs` rewrites them under: while another holds it, it waits.
+    let certs_lock = sb.store().lock_certs().unwrap();
+    let mut child = sb.spawn(&["provision", "web"], true);
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "provision read the certificates while their lock was held"
+    );
+    drop(certs_lock);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
 
     // An upgrade whose package index cannot be fetched fails, with apt's words.
     host.sh("cp /etc/apt/sources.list /root/sources.list && echo 'deb http://127.0.0.1:9/debian bookworm main' > /etc/apt/sources.list && rm -rf /var/lib/apt/lists/*");
@@ -1016,6 +1041,26 @@ fn the_first_hour_on_a_stock_host() {
     );
     sb.ok(&["provision", "intr"]);
     assert_eq!(docker_info_name(&sb, "intr"), "intr\n");
+
+    // scp between two machines: one known_hosts file for both, beside the first machine, none
+    // left in /tmp.
+    sb.ok(&["scp", "web:/etc/hostname", "intr:/tmp/copied-hostname"]);
+    assert_eq!(host.sh("cat /tmp/copied-hostname"), "intr\n");
+    assert!(
+        sb.store_path()
+            .join("machines/web/known_hosts.pair")
+            .exists()
+    );
+    let leftovers = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("hoist-known-hosts-")
+        })
+        .count();
+    assert_eq!(leftovers, 0, "known_hosts files left in /tmp");
 
     // A changed host key: OpenSSH's own refusal and hoist's explanation, for ssh and scp.
     host.sh("rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh");
