@@ -852,6 +852,14 @@ fn rsa_ecdsa_agent_and_default_keys() {
         "encrypted key via agent: {}",
         stderr(&out)
     );
+    // The agent holding the key is gone: system ssh fails, and says why in hoist's words too.
+    let out = sb.run(&["ssh", "enc", "true"]);
+    assert_eq!(out.status.code(), Some(255));
+    let err = stderr(&out);
+    assert!(
+        err.contains("SSH authentication as root@") && err.contains("encrypted: needs ssh-agent"),
+        "{err}"
+    );
     sb.unset("SSH_AUTH_SOCK");
 
     // No key given, no agent: the default keys in ~/.ssh; the host's hostname is kept.

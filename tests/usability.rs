@@ -112,9 +112,16 @@ fn run_into_closed_pipe(sb: &Sandbox, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn a_closed_stdout_ends_every_printing_command_quietly() {
-    let sb = Sandbox::new();
+    let mut sb = Sandbox::new();
     sb.create_none("web", "tcp://127.0.0.1:1");
+    let daemon = common::FakeDaemon::start(&sb, "24.0.7", common::Behaviour::Answer);
+    sb.create_none("live", &daemon.url());
+    sb.set("DOCKER_HOST", &daemon.url());
     let commands: &[&[&str]] = &[
+        &["config", "live"],
+        &["env", "live"],
+        &["active"],
+        &["version", "live"],
         &["completion", "bash"],
         &["completion", "zsh"],
         &["ls"],
