@@ -73,10 +73,9 @@ fn lab_ssh(host: &LabHost, command: &str, stdin: Option<&std::path::Path>) -> Ou
 }
 
 #[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
 fn ssh_into_a_lab_host_and_run_an_imported_image() {
-    if !lab::enabled("ssh_into_a_lab_host_and_run_an_imported_image") {
-        return;
-    }
+    lab::require();
     let host = LabHost::start(Variant::Docker, false);
     let out = lab_ssh(&host, "systemctl is-active ssh docker", None);
     assert_eq!(stdout(&out), "active\nactive\n", "{}", stderr(&out));
@@ -91,10 +90,9 @@ fn ssh_into_a_lab_host_and_run_an_imported_image() {
 }
 
 #[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
 fn generic_on_stock_debian_end_to_end() {
-    if !lab::enabled("generic_on_stock_debian_end_to_end") {
-        return;
-    }
+    lab::require();
     let host = LabHost::start(Variant::Docker, false);
     // Something that must survive provisioning.
     host.sh("docker volume create keepme >/dev/null");
@@ -308,10 +306,9 @@ fn generic_on_stock_debian_end_to_end() {
 }
 
 #[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
 fn a_changed_host_key_is_refused_until_retrusted() {
-    if !lab::enabled("a_changed_host_key_is_refused_until_retrusted") {
-        return;
-    }
+    lab::require();
     let host = LabHost::start(Variant::Docker, false);
     let sb = Sandbox::new();
     created(&sb, &host, "pinned", &[]);
@@ -352,10 +349,9 @@ fn a_changed_host_key_is_refused_until_retrusted() {
 }
 
 #[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
 fn bare_host_gets_the_distribution_docker() {
-    if !lab::enabled("bare_host_gets_the_distribution_docker") {
-        return;
-    }
+    lab::require();
     let host = LabHost::start(Variant::Bare, false);
     assert_eq!(host.sh("command -v dockerd || echo none"), "none\n");
     let sb = Sandbox::new();
@@ -425,10 +421,9 @@ fn bare_host_gets_the_distribution_docker() {
 }
 
 #[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
 fn deploy_user_with_sudo_and_engine_options_with_spaces() {
-    if !lab::enabled("deploy_user_with_sudo_and_engine_options_with_spaces") {
-        return;
-    }
+    lab::require();
     let host = LabHost::start(Variant::Docker, true);
     let sb = Sandbox::new();
     created(
@@ -482,10 +477,9 @@ fn deploy_user_with_sudo_and_engine_options_with_spaces() {
 }
 
 #[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
 fn failures_are_clear_recorded_and_leave_the_rest_alone() {
-    if !lab::enabled("failures_are_clear_recorded_and_leave_the_rest_alone") {
-        return;
-    }
+    lab::require();
     let host = LabHost::start(Variant::Docker, true);
     let sb = Sandbox::new();
     sb.ok(&[
@@ -647,10 +641,9 @@ fn failures_are_clear_recorded_and_leave_the_rest_alone() {
 }
 
 #[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
 fn eight_parallel_creates_on_eight_hosts() {
-    if !lab::enabled("eight_parallel_creates_on_eight_hosts") {
-        return;
-    }
+    lab::require();
     let hosts = LabHost::start_many(8, Variant::Docker, false);
     let sb = Sandbox::new();
     let children: Vec<_> = hosts
@@ -733,10 +726,9 @@ fn eight_parallel_creates_on_eight_hosts() {
 }
 
 #[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
 fn sigkill_during_provision_and_regenerate_certs() {
-    if !lab::enabled("sigkill_during_provision_and_regenerate_certs") {
-        return;
-    }
+    lab::require();
     let host = LabHost::start(Variant::Docker, false);
     let sb = Sandbox::new();
     created(&sb, &host, "k", &[]);
@@ -766,10 +758,9 @@ fn sigkill_during_provision_and_regenerate_certs() {
 }
 
 #[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
 fn rsa_ecdsa_agent_and_default_keys() {
-    if !lab::enabled("rsa_ecdsa_agent_and_default_keys") {
-        return;
-    }
+    lab::require();
     let host = LabHost::start(Variant::Docker, false);
     let dir = tempfile::tempdir().unwrap();
     let keygen = |name: &str, args: &[&str]| {
@@ -886,10 +877,9 @@ fn rsa_ecdsa_agent_and_default_keys() {
 }
 
 #[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
 fn the_first_hour_on_a_stock_host() {
-    if !lab::enabled("the_first_hour_on_a_stock_host") {
-        return;
-    }
+    lab::require();
     let host = LabHost::start(Variant::Docker, false);
     let sb = Sandbox::new();
     created(&sb, &host, "web", &[]);
@@ -1093,10 +1083,9 @@ fn the_first_hour_on_a_stock_host() {
 }
 
 #[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
 fn a_host_that_gains_a_new_kind_of_key_is_not_a_changed_host() {
-    if !lab::enabled("a_host_that_gains_a_new_kind_of_key_is_not_a_changed_host") {
-        return;
-    }
+    lab::require();
     let host = LabHost::start(Variant::Docker, false);
     // sshd offers only its ECDSA key at first.
     host.sh(
@@ -1127,10 +1116,9 @@ fn a_host_that_gains_a_new_kind_of_key_is_not_a_changed_host() {
 }
 
 #[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
 fn ssh_waits_for_the_machines_lock_and_never_brings_a_removed_machine_back() {
-    if !lab::enabled("ssh_waits_for_the_machines_lock_and_never_brings_a_removed_machine_back") {
-        return;
-    }
+    lab::require();
     let host = LabHost::start(Variant::Docker, false);
     let sb = Sandbox::new();
     created(&sb, &host, "lk", &[]);

@@ -490,9 +490,7 @@ fn core_drivers_come_from_a_docker_machine_binary() {
 #[test]
 #[ignore = "needs Go (golang-go) and the lab (HOIST_LAB=1): lab/test runs it"]
 fn a_plugin_machine_on_a_lab_host_end_to_end() {
-    if !lab::enabled("a_plugin_machine_on_a_lab_host_end_to_end") {
-        return;
-    }
+    lab::require();
     let host = LabHost::start(Variant::Docker, false);
     let (sb, path) = with_plugin();
     let tool = lab::lab_tool().display().to_string();

@@ -1,8 +1,8 @@
 //! The lab from the tests: real Debian 12 hosts (systemd, sshd, dockerd) started by `lab/lab`.
 //!
-//! Lab tests run when `HOIST_LAB=1` (the README's test command sets it, as root with Docker or
-//! docker.io installable); without it they print why they skip. With it, a lab that cannot start
-//! fails the test.
+//! Lab tests are `#[ignore]`d with the reason, so a plain `cargo test` lists them as ignored;
+//! `lab/test` runs them (`--include-ignored`, `HOIST_LAB=1`). A lab test run without
+//! `HOIST_LAB=1`, or whose lab cannot start, fails — it never passes without having run.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -15,16 +15,14 @@ pub fn lab_tool() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab/lab")
 }
 
-/// Whether lab tests are on; prints the reason when they are not.
-pub fn enabled(test: &str) -> bool {
-    if std::env::var("HOIST_LAB").as_deref() == Ok("1") {
-        prepare();
-        return true;
-    }
-    eprintln!(
-        "skipping lab test {test}: set HOIST_LAB=1 to run it (needs root and a Docker engine or docker.io; see README)"
+/// Requires the lab (HOIST_LAB=1, as lab/test sets it) and its images; fails the test otherwise.
+pub fn require() {
+    assert_eq!(
+        std::env::var("HOIST_LAB").as_deref(),
+        Ok("1"),
+        "this test needs the lab: run it with HOIST_LAB=1 (lab/test does, as root with Docker or docker.io installable)"
     );
-    false
+    prepare();
 }
 
 fn prepare() {
