@@ -257,9 +257,33 @@ fn generic_on_stock_debian_end_to_end() {
     assert_eq!(mounted.unwrap(), "web\n");
     assert!(!mnt.join("hostname").exists());
 
-    // provision and regenerate-certs again: still working, nothing lost.
+    // provision and regenerate-certs again: each puts a new server certificate on the host and
+    // in the machine directory (its serial changes), and nothing is lost.
+    let serials = || {
+        let on_host = host.sh("openssl x509 -in /etc/docker/server.pem -noout -serial");
+        let local = Command::new("openssl")
+            .args(["x509", "-noout", "-serial", "-in"])
+            .arg(sb.store_path().join("machines/web/server.pem"))
+            .output()
+            .unwrap();
+        assert!(local.status.success());
+        assert_eq!(
+            stdout(&local),
+            on_host,
+            "the host has the machine directory's certificate"
+        );
+        on_host
+    };
+    let first = serials();
     sb.ok(&["provision", "web"]);
+    let second = serials();
+    assert_ne!(first, second, "provision made a new server certificate");
     sb.ok(&["regenerate-certs", "-f", "web"]);
+    assert_ne!(
+        serials(),
+        second,
+        "regenerate-certs made a new server certificate"
+    );
     let ca_before = fs::read(&ca).unwrap();
     let out = sb.ok(&["regenerate-certs", "-f", "--client-certs", "web"]);
     assert!(out.contains("Regenerating local certificates"), "{out}");
@@ -287,9 +311,12 @@ fn generic_on_stock_debian_end_to_end() {
         "1\n"
     );
 
-    // A reboot brings the TLS daemon back.
+    // A reboot (PID 1 starts again: the host container restarts) brings the TLS daemon back.
+    let pid1_started = || host.sh("cut -d' ' -f22 /proc/1/stat");
+    let booted = pid1_started();
     let out = sb.run(&["restart", "web"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_ne!(pid1_started(), booted, "restart did not reboot the host");
     assert!(stdout(&out).contains("Restarted machines may have new IP addresses."));
     assert_eq!(
         shell_ok(
@@ -299,10 +326,28 @@ fn generic_on_stock_debian_end_to_end() {
         "after-reboot\n"
     );
 
-    // rm leaves the remote host alone.
+    // rm leaves the remote host alone: its daemon, volume, image, drop-in and certificates.
+    let host_state = || {
+        host.sh(
+            "systemctl is-active docker; docker volume ls -q --filter name=keepme; docker images -q bb:e2e; \
+             sha256sum /etc/systemd/system/docker.service.d/10-machine.conf /etc/docker/*.pem",
+        )
+    };
+    let before = host_state();
     sb.ok(&["rm", "-y", "web"]);
     assert!(!sb.store_path().join("machines/web").exists());
-    assert_eq!(host.sh("systemctl is-active docker"), "active\n");
+    assert_eq!(host_state(), before);
+    assert!(before.starts_with("active\nkeepme\n"), "{before}");
+
+    // rm -y of a machine whose host is cut off: the record goes, nothing waits for the host.
+    created(&sb, &host, "gone", &[]);
+    host.cut();
+    let started = std::time::Instant::now();
+    let out = sb.run(&["rm", "-y", "gone"]);
+    host.heal();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+    assert!(!sb.store_path().join("machines/gone").exists());
 }
 
 #[test]
