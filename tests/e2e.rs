@@ -1194,3 +1194,207 @@ fn ssh_waits_for_the_machines_lock_and_never_brings_a_removed_machine_back() {
         "ssh brought the removed machine back"
     );
 }
+
+#[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
+fn gitlab_runners_sequence_through_the_docker_machine_name() {
+    lab::require();
+    let host = LabHost::start(Variant::Docker, false);
+    let sb = Sandbox::new();
+    let key = host.key_str();
+    // The runner lists machines by reading machines/: a directory there always has its record.
+    let machines = sb.store_path().join("machines");
+    let mut child = {
+        let bin = sb.dir.path().join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let link = bin.join("docker-machine");
+        if !link.exists() {
+            std::os::unix::fs::symlink(common::hoist_bin(), &link).unwrap();
+        }
+        Command::new(&link)
+            .args([
+                "--bugsnag-api-token=no-report",
+                "create",
+                "--driver",
+                "generic",
+                "--generic-ip-address",
+                &host.ip,
+                "--generic-ssh-key",
+                &key,
+                "--engine-label",
+                "runner=gitlab",
+                "runner-1",
+            ])
+            .env_clear()
+            .envs(&sb.env)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(entries) = fs::read_dir(&machines) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if !name.starts_with('.') {
+                    assert!(
+                        e.path().join("config.json").exists(),
+                        "machines/{name} is listed without its record"
+                    );
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).ends_with("run: docker-machine env runner-1\n"),
+        "{}",
+        stdout(&out)
+    );
+
+    let dm = |args: &[&str]| sb.run_as("docker-machine", args);
+    // config's exit code says whether the runner can connect.
+    assert!(dm(&["config", "runner-1"]).status.success());
+    let url = stdout(&dm(&["url", "runner-1"])).trim().to_string();
+    assert_eq!(url, format!("tcp://{}:2376", host.ip));
+    let dir = stdout(&dm(&[
+        "inspect",
+        "runner-1",
+        "-f",
+        "{{.HostOptions.AuthOptions.StorePath}}",
+    ]))
+    .trim()
+    .to_string();
+    assert_eq!(dir, machines.join("runner-1").display().to_string());
+    // The runner's own Docker client: the certificates in that directory, verifying the IP SAN.
+    let out = Command::new("docker")
+        .args([
+            "--tlsverify",
+            &format!("--tlscacert={dir}/ca.pem"),
+            &format!("--tlscert={dir}/cert.pem"),
+            &format!("--tlskey={dir}/key.pem"),
+            "-H",
+            &url,
+            "info",
+            "--format",
+            "{{json .Labels}}",
+        ])
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_CONTEXT")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("runner=gitlab"), "{}", stdout(&out));
+    let record: serde_json::Value =
+        serde_json::from_str(&stdout(&dm(&["inspect", "runner-1"]))).unwrap();
+    assert_eq!(record["DriverName"], "generic");
+    // stop is refused for generic; the runner tolerates that failure.
+    let out = dm(&["stop", "runner-1"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("generic driver does not support stop"),
+        "{}",
+        stderr(&out)
+    );
+    let out = dm(&["rm", "-y", "runner-1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Successfully removed runner-1"));
+    // The runner's second rm, forced, of a machine already gone: exit 0.
+    let out = dm(&["rm", "-f", "runner-1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!machines.join("runner-1").exists());
+}
+
+#[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
+fn sigint_and_sigterm_during_create_leave_a_consistent_record_and_host() {
+    lab::require();
+    let host = LabHost::start(Variant::Docker, false);
+    let sb = Sandbox::new();
+    let key = host.key_str();
+    let mut interrupted = 0;
+    for (i, (delay_ms, signal)) in [
+        (150, libc::SIGINT),
+        (400, libc::SIGTERM),
+        (700, libc::SIGINT),
+        (1000, libc::SIGTERM),
+        (1300, libc::SIGINT),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("sig{i}");
+        let child = sb.spawn(
+            &[
+                "create",
+                "-d",
+                "generic",
+                "--generic-ip-address",
+                &host.ip,
+                "--generic-ssh-key",
+                &key,
+                &name,
+            ],
+            true,
+        );
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let out = child.wait_with_output().unwrap();
+        match out.status.code() {
+            Some(0) => {}
+            Some(code) => {
+                assert_eq!(code, 128 + signal, "{}", stderr(&out));
+                interrupted += 1;
+                if sb.store_path().join("machines").join(&name).exists() {
+                    assert!(
+                        stderr(&out)
+                            .contains(&format!("Interrupted: machine \"{name}\" was not finished")),
+                        "{}",
+                        stderr(&out)
+                    );
+                    let ls = sb.ok(&[
+                        "ls",
+                        "--filter",
+                        &format!("name={name}"),
+                        "--format",
+                        "{{.Error}}",
+                    ]);
+                    assert!(
+                        ls.contains("create was interrupted") || ls.trim().is_empty(),
+                        "{ls}"
+                    );
+                }
+            }
+            None => panic!(
+                "create ended by a signal it should have handled: {:?}",
+                out.status
+            ),
+        }
+        // Whatever the moment, the host's live configuration is whole: a certificate with its
+        // key, a complete drop-in, no temporary file put in place.
+        let check = host.exec(
+            "set -e; cd /etc/docker; if [ -e server.pem ]; then \
+               [ \"$(openssl x509 -in server.pem -noout -pubkey)\" = \"$(openssl pkey -in server-key.pem -pubout)\" ]; fi; \
+             f=/etc/systemd/system/docker.service.d/10-machine.conf; \
+             if [ -e $f ]; then grep -q '^ExecStart=/' $f; fi",
+        );
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        // And the machine, if recorded, is removable.
+        if sb.store_path().join("machines").join(&name).exists() {
+            sb.ok(&["rm", "-y", &name]);
+        }
+    }
+    assert!(
+        interrupted >= 3,
+        "only {interrupted} of 5 creates were interrupted"
+    );
+    // The host still takes a machine.
+    created(&sb, &host, "after", &[]);
+    assert_eq!(docker_info_name(&sb, "after"), "after\n");
+}
