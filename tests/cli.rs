@@ -74,7 +74,9 @@ fn create_none_prints_docker_machine_steps_and_writes_record() {
 }
 
 #[test]
-fn ls_default_table_matches_docker_machine() {
+/// docker-machine's columns, padding, natural case-insensitive order and trailing spaces; the
+/// ERRORS text is hoist's own (docker-machine's names its `/v1.15/version` request).
+fn ls_default_table_has_docker_machines_layout() {
     let sb = Sandbox::new();
     let daemon = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
     let closed = format!("tcp://127.0.0.1:{}", closed_port());
@@ -138,7 +140,9 @@ fn ls_marks_the_active_machine_from_docker_host() {
     assert_eq!(out, "a * true\nb - false\n");
     assert_eq!(sb.ok(&["active"]), "a\n");
     sb.set("DOCKER_HOST", "tcp://127.0.0.1:9");
-    assert_eq!(stderr(&sb.run(&["active"])), "No active host found\n");
+    let out = sb.run(&["active"]);
+    assert_eq!(stderr(&out), "No active host found\n");
+    assert_eq!(out.status.code(), Some(1), "docker-machine exits 1 there");
 }
 
 #[test]
@@ -794,6 +798,20 @@ fn docker_machine_store_is_read_as_is() {
         "127.0.0.1 1\n"
     );
     assert_eq!(sb.ok(&["ls", "-q", "--filter", "label=team=A&B"]), "dev\n");
+    // Filters on a store where they have something to match.
+    assert_eq!(sb.ok(&["ls", "-q", "--filter", "driver=generic"]), "dev\n");
+    assert_eq!(sb.ok(&["ls", "-q", "--filter", "state=Stopped"]), "dev\n");
+    assert_eq!(
+        sb.ok(&[
+            "ls",
+            "-q",
+            "--filter",
+            "state=Running",
+            "--filter",
+            "driver=none"
+        ]),
+        "legacy\nlocal\n"
+    );
     assert_eq!(sb.ok(&["url", "legacy"]), "tcp://127.0.0.1:1\n");
     // The v1 record is migrated in memory.
     assert_eq!(
@@ -985,7 +1003,7 @@ fn completions_are_generated() {
     for shell in ["bash", "zsh", "fish"] {
         let out = sb.ok(&["completion", shell]);
         assert!(
-            out.contains("regenerate-certs") || out.contains("inspect"),
+            out.contains("regenerate-certs") && out.contains("inspect"),
             "{shell}"
         );
     }
