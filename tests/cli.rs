@@ -1273,3 +1273,60 @@ fn fuzz_the_engine_clients_http_parsing_with_mutated_answers() {
     );
     assert!(runs >= 100, "only {runs} runs");
 }
+
+#[test]
+fn a_docker_machine_store_with_its_rsa_certificates_works() {
+    // docker-machine 0.16.2's certificates: an RSA-2048 CA, an RSA PKCS#1 client key with
+    // O=<user>.<bootstrap>, and their copies in each machine directory; its records' absolute
+    // paths are those of the user's home, here the sandbox's store.
+    let sb = Sandbox::new();
+    fixture_store(&sb);
+    let store = sb.store_path();
+    for name in ["dev", "local", "legacy"] {
+        let config = store.join("machines").join(name).join("config.json");
+        let text = fs::read_to_string(&config)
+            .unwrap()
+            .replace("/home/u/.docker/machine", &store.display().to_string());
+        fs::write(&config, text).unwrap();
+    }
+    assert!(
+        fs::read_to_string(store.join("certs/key.pem"))
+            .unwrap()
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----")
+    );
+    let daemon = FakeDaemon::start(&sb, "20.10.24", Behaviour::Answer);
+    let config = store.join("machines/local/config.json");
+    let text = fs::read_to_string(&config)
+        .unwrap()
+        .replace("tcp://127.0.0.1:1", &daemon.url());
+    fs::write(&config, text).unwrap();
+    let out = sb.ok(&[
+        "ls",
+        "--filter",
+        "name=local",
+        "--format",
+        "{{.State}} {{.DockerVersion}}",
+    ]);
+    assert_eq!(out, "Running v20.10.24\n");
+    let env = sb.ok(&["env", "local"]);
+    assert!(
+        env.contains(&format!("export DOCKER_HOST=\"{}\"", daemon.url())),
+        "{env}"
+    );
+    let config = sb.ok(&["config", "local"]);
+    assert!(config.contains("--tlscert=\""), "{config}");
+    // The real docker CLI with docker-machine's RSA client key, through env.
+    // (The fake daemon answers every request with its version: the CLI's last line is it.)
+    let out = common::shell(
+        &sb,
+        "eval $(hoist env local) && docker version --format '{{.Server.Version}}'",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).lines().last(),
+        Some("20.10.24"),
+        "{}",
+        stdout(&out)
+    );
+    common::check_store(&sb);
+}
