@@ -337,7 +337,8 @@ fn ctrl_c_ends_the_plugin_at_once_and_leaves_a_removable_record() {
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(stderr(&out).contains("Interrupted"), "{}", stderr(&out));
     assert!(plugin::none_left(&path, 3), "the plugin outlived hoist");
-    assert!(started.elapsed() < Duration::from_secs(5));
+    // At once, not after the 10 s heartbeat timeout.
+    assert!(started.elapsed() < Duration::from_secs(8));
     sb.unset("LABPLUG_MODE");
     let ls = sb.ok(&["ls", "--format", "{{.Name}} {{.State}} {{.Error}}"]);
     assert!(ls.contains("intr Error create was interrupted"), "{ls}");
@@ -453,7 +454,7 @@ fn docker_machine_records_of_plugin_machines_work_and_ls_bounds_plugins_by_the_t
     let started = Instant::now();
     let ls = sb.ok(&["ls", "--timeout", "2", "--format", "{{.Name}} {{.State}}"]);
     assert!(
-        started.elapsed() < Duration::from_secs(5),
+        started.elapsed() < Duration::from_secs(9),
         "{:?}",
         started.elapsed()
     );

@@ -8,7 +8,6 @@ pub mod plugin;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -197,10 +196,44 @@ pub fn shell(sb: &Sandbox, script: &str) -> Output {
         .unwrap()
 }
 
-/// A port on 127.0.0.1 that nothing listens on.
+/// A port on 127.0.0.1 that nothing listens on, and nothing else can take while the tests run:
+/// it stays bound (without `listen`, so a connection is refused) for the whole test process. A
+/// port bound and dropped could be taken by another test binding port 0 meanwhile.
 pub fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+    use std::os::fd::{FromRawFd, OwnedFd};
+    static HELD: std::sync::Mutex<Vec<OwnedFd>> = std::sync::Mutex::new(Vec::new());
+    // SAFETY: plain socket calls on a descriptor owned below.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket");
+        let owned = OwnedFd::from_raw_fd(fd);
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(
+            libc::bind(fd, &addr as *const _ as *const libc::sockaddr, len),
+            0,
+            "bind"
+        );
+        let mut bound: libc::sockaddr_in = std::mem::zeroed();
+        let mut bound_len = len;
+        assert_eq!(
+            libc::getsockname(
+                fd,
+                &mut bound as *mut _ as *mut libc::sockaddr,
+                &mut bound_len
+            ),
+            0
+        );
+        HELD.lock().unwrap().push(owned);
+        u16::from_be(bound.sin_port)
+    }
+}
+
+/// A `tcp://` URL on a [`closed_port`].
+pub fn closed_url() -> String {
+    format!("tcp://127.0.0.1:{}", closed_port())
 }
 
 /// How the fake daemon answers.
