@@ -1339,3 +1339,183 @@ fn a_docker_machine_store_with_its_rsa_certificates_works() {
     );
     common::check_store(&sb);
 }
+
+#[test]
+fn classic_swarm_records_env_config_and_the_swarm_filter() {
+    let sb = Sandbox::new();
+    let daemon = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    let master = [
+        "--swarm",
+        "--swarm-master",
+        "--swarm-discovery",
+        "token://c1",
+    ];
+    let agent = ["--swarm", "--swarm-discovery", "token://c1"];
+    let url = daemon.url();
+    let create = |name: &str, swarm: &[&str]| {
+        let mut args = vec!["create", "-d", "none", "--url", url.as_str()];
+        args.extend_from_slice(swarm);
+        args.push(name);
+        sb.ok(&args);
+    };
+    create("boss", &master);
+    create("node", &agent);
+    create("solo", &[]);
+    let swarm_url = "tcp://127.0.0.1:3376";
+    let env = sb.ok(&["env", "--no-check", "--swarm", "boss"]);
+    assert!(
+        env.contains(&format!("export DOCKER_HOST=\"{swarm_url}\"")),
+        "{env}"
+    );
+    let err = sb.fails(&["env", "--swarm", "node"]);
+    assert!(err.contains("\"node\" is not a swarm master"), "{err}");
+    let err = sb.fails(&["config", "--swarm", "solo"]);
+    assert!(err.contains("\"solo\" is not a swarm master"), "{err}");
+    assert_eq!(
+        sb.ok(&["ls", "-q", "--filter", "swarm=boss"]),
+        "boss\nnode\n"
+    );
+    let ls = sb.ok(&["ls", "--format", "{{.Name}}|{{.Swarm}}"]);
+    assert_eq!(ls, "boss|boss (master)\nnode|boss\nsolo|\n");
+}
+
+#[test]
+fn state_filters_active_and_its_timeout() {
+    let mut sb = Sandbox::new();
+    let live = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    let hang = FakeDaemon::start(&sb, "24.0.7", Behaviour::Hang);
+    sb.create_none("up", &live.url());
+    sb.create_none("hung", &hang.url());
+    // Stopped: a generic machine whose SSH port is closed; Error: a record that does not load.
+    sb.create_none("down", "tcp://127.0.0.1:1");
+    let config = sb.store_path().join("machines/down/config.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&fs::read(&config).unwrap()).unwrap();
+    record["DriverName"] = "generic".into();
+    record["Driver"]["IPAddress"] = "127.0.0.1".into();
+    record["Driver"]["SSHPort"] = closed_port().into();
+    record["Driver"]["EnginePort"] = closed_port().into();
+    fs::write(&config, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    sb.create_none("broken", "tcp://127.0.0.1:1");
+    fs::write(sb.store_path().join("machines/broken/config.json"), "{").unwrap();
+    let q = |state: &str| sb.ok(&["ls", "-q", "-t", "2", "--filter", &format!("state={state}")]);
+    assert_eq!(q("Running"), "up\n");
+    assert_eq!(q("Stopped"), "down\n");
+    assert_eq!(q("Timeout"), "hung\n");
+    assert_eq!(q("Error"), "broken\n");
+    // active: DOCKER_HOST names a machine that is not running → not active; -t bounds the wait.
+    sb.set(
+        "DOCKER_HOST",
+        &format!("tcp://127.0.0.1:{}", record["Driver"]["EnginePort"]),
+    );
+    let out = sb.run(&["active"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "Error getting active host: timeout\n");
+    sb.set("DOCKER_HOST", &hang.url());
+    let started = std::time::Instant::now();
+    let out = sb.run(&["active", "-t", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out), "Error getting active host: timeout\n");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    sb.set("DOCKER_HOST", &live.url());
+    assert_eq!(sb.ok(&["active", "-t", "1"]), "up\n");
+}
+
+#[test]
+fn tls_overrides_by_flag_and_by_environment_variable() {
+    let mut sb = Sandbox::new();
+    let other = Sandbox::new();
+    other.create_none("x", "tcp://127.0.0.1:1");
+    let certs = other.store_path().join("certs");
+    let path = |f: &str| certs.join(f).display().to_string();
+    sb.ok(&[
+        "--tls-ca-cert",
+        &path("ca.pem"),
+        "--tls-ca-key",
+        &path("ca-key.pem"),
+        "--tls-client-cert",
+        &path("cert.pem"),
+        "--tls-client-key",
+        &path("key.pem"),
+        "create",
+        "-d",
+        "none",
+        "--url",
+        "tcp://127.0.0.1:1",
+        "byflag",
+    ]);
+    for (var, file) in [
+        ("MACHINE_TLS_CA_CERT", "ca.pem"),
+        ("MACHINE_TLS_CA_KEY", "ca-key.pem"),
+        ("MACHINE_TLS_CLIENT_CERT", "cert.pem"),
+        ("MACHINE_TLS_CLIENT_KEY", "key.pem"),
+    ] {
+        sb.set(var, &path(file));
+    }
+    sb.ok(&[
+        "create",
+        "-d",
+        "none",
+        "--url",
+        "tcp://127.0.0.1:1",
+        "byenv",
+    ]);
+    for name in ["byflag", "byenv"] {
+        let f = |t: &str| sb.ok(&["inspect", name, "-f", t]);
+        assert_eq!(
+            f("{{.HostOptions.AuthOptions.CaCertPath}}"),
+            format!("{}\n", path("ca.pem"))
+        );
+        assert_eq!(
+            f("{{.HostOptions.AuthOptions.CaPrivateKeyPath}}"),
+            format!("{}\n", path("ca-key.pem"))
+        );
+        assert_eq!(
+            f("{{.HostOptions.AuthOptions.ClientCertPath}}"),
+            format!("{}\n", path("cert.pem"))
+        );
+        assert_eq!(
+            f("{{.HostOptions.AuthOptions.ClientKeyPath}}"),
+            format!("{}\n", path("key.pem"))
+        );
+        // The machine directory got the given certificates, not a new CA of this store's.
+        assert_eq!(
+            fs::read(sb.store_path().join("machines").join(name).join("cert.pem")).unwrap(),
+            fs::read(certs.join("cert.pem")).unwrap()
+        );
+    }
+    assert!(
+        !sb.store_path().join("certs/ca.pem").exists(),
+        "no CA of its own was made"
+    );
+}
+
+#[test]
+fn regenerate_certs_asks_first() {
+    let sb = Sandbox::new();
+    sb.create_none("web", "tcp://127.0.0.1:1");
+    let before = sb.snapshot();
+    let out = sb.run_with_input(&["regenerate-certs", "web"], "n\n");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out)
+            .starts_with("Regenerate TLS machine certs?  Warning: this is irreversible. (y/n): "),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(sb.snapshot(), before, "a no changes nothing");
+    let out = sb.run_with_input(&["regenerate-certs", "web"], "");
+    assert_eq!(out.status.code(), Some(1), "no answer is an error");
+    assert_eq!(sb.snapshot(), before);
+    let out = sb.run_with_input(&["regenerate-certs", "--client-certs", "web"], "y\n");
+    assert!(
+        stdout(&out).contains("Regenerating TLS certificates"),
+        "{}",
+        stdout(&out)
+    );
+    assert_ne!(
+        fs::read(sb.store_path().join("certs/ca.pem")).unwrap(),
+        before["certs/ca.pem"],
+        "yes: a new CA"
+    );
+}
