@@ -1408,7 +1408,7 @@ fn state_filters_active_and_its_timeout() {
         "DOCKER_HOST",
         &format!("tcp://127.0.0.1:{}", record["Driver"]["EnginePort"]),
     );
-    let out = sb.run(&["active"]);
+    let out = sb.run(&["active", "-t", "1"]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(stderr(&out), "Error getting active host: timeout\n");
     sb.set("DOCKER_HOST", &hang.url());
