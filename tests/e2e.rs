@@ -426,11 +426,26 @@ fn bare_host_gets_the_distribution_docker() {
     host.sh(
         "mkdir -p /srv && printf '#!/bin/sh\\necho \"$0\" > /root/installer-path\\nexit 7\\n' > /srv/install.sh && (busybox httpd -p 127.0.0.1:8080 -h /srv &)",
     );
+    // Told not to install: a clear error, at once.
+    let out = create_generic(&sb, &host, "bare0", &["--engine-install-method", "none"]);
+    assert!(
+        stderr(&out).contains(
+            "Docker is not installed on machine \"bare0\" and --engine-install-method is none"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    sb.ok(&["rm", "-y", "bare0"]);
     let out = create_generic(
         &sb,
         &host,
         "bare1",
-        &["--engine-install-url", "http://127.0.0.1:8080/install.sh"],
+        &[
+            "--engine-install-method",
+            "script",
+            "--engine-install-url",
+            "http://127.0.0.1:8080/install.sh",
+        ],
     );
     assert!(!out.status.success());
     let ran = host.sh("cat /root/installer-path");
@@ -1430,4 +1445,105 @@ fn sigint_and_sigterm_during_create_leave_a_consistent_record_and_host() {
     // The host still takes a machine.
     created(&sb, &host, "after", &[]);
     assert_eq!(docker_info_name(&sb, "after"), "after\n");
+}
+
+#[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
+fn ports_copies_versions_upgrades_and_a_new_ca_on_two_hosts() {
+    lab::require();
+    let hosts = LabHost::start_many(2, Variant::Docker, false);
+    let (a, b) = (&hosts[0], &hosts[1]);
+    let mut sb = Sandbox::new();
+    sb.create_none("other", "tcp://127.0.0.1:1");
+    // Non-default SSH and engine ports.
+    a.sh("printf 'Port 22\\nPort 2222\\n' > /etc/ssh/sshd_config.d/ports.conf && systemctl restart ssh");
+    created(
+        &sb,
+        a,
+        "ports",
+        &[
+            "--generic-ssh-port",
+            "2222",
+            "--generic-engine-port",
+            "2377",
+        ],
+    );
+    assert_eq!(sb.ok(&["url", "ports"]), format!("tcp://{}:2377\n", a.ip));
+    let via = sb.ok(&["ssh", "ports", "echo $SSH_CONNECTION"]);
+    assert!(via.trim_end().ends_with(" 2222"), "{via}");
+    assert_eq!(docker_info_name(&sb, "ports"), "ports\n");
+    created(&sb, b, "web2", &[]);
+
+    // version NAME against a real daemon.
+    let version = b.sh("docker version --format '{{.Server.Version}}'");
+    assert_eq!(sb.ok(&["version", "web2"]), version);
+
+    // MACHINE_NATIVE_SSH: the built-in client, not OpenSSH.
+    sb.set("MACHINE_NATIVE_SSH", "1");
+    let out = sb.run(&["--debug", "ssh", "web2", "echo", "native"]);
+    assert_eq!(stdout(&out), "native\n", "{}", stderr(&out));
+    assert!(!stderr(&out).contains("ssh -F"), "{}", stderr(&out));
+    sb.unset("MACHINE_NATIVE_SSH");
+
+    // scp -r, -q and -d (rsync, which sends only what changed).
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    fs::create_dir_all(tree.join("sub")).unwrap();
+    fs::write(tree.join("a.txt"), "a\n").unwrap();
+    fs::write(tree.join("sub/b.txt"), "b\n").unwrap();
+    let out = sb.run(&["scp", tree.to_str().unwrap(), "web2:/tmp/tree"]);
+    assert!(!out.status.success(), "a directory without -r");
+    sb.ok(&["scp", "-r", "-q", tree.to_str().unwrap(), "web2:/tmp/tree"]);
+    assert_eq!(b.sh("cat /tmp/tree/a.txt /tmp/tree/sub/b.txt"), "a\nb\n");
+    fs::write(tree.join("sub/b.txt"), "changed\n").unwrap();
+    fs::remove_file(tree.join("a.txt")).unwrap();
+    sb.ok(&[
+        "scp",
+        "-d",
+        &format!("{}/", tree.display()),
+        "web2:/tmp/tree/",
+    ]);
+    assert_eq!(
+        b.sh("cat /tmp/tree/sub/b.txt; test -e /tmp/tree/a.txt && echo kept || echo deleted"),
+        "changed\ndeleted\n"
+    );
+
+    // regenerate-certs --client-certs on two machines: a new CA; the machine not named is told
+    // to still trust the old one; both named machines work with the new one.
+    let out = sb.ok(&["regenerate-certs", "-f", "--client-certs", "ports", "web2"]);
+    assert!(
+        out.contains("The CA is new: the daemons of other still trust the old one; run 'hoist regenerate-certs -f' for them too"),
+        "{out}"
+    );
+    assert_eq!(docker_info_name(&sb, "ports"), "ports\n");
+    assert_eq!(docker_info_name(&sb, "web2"), "web2\n");
+    // The named machines carry the new CA and certificates; `other` keeps the old copies, as
+    // the message said.
+    let certs = sb.store_path().join("certs");
+    for name in ["ports", "web2"] {
+        let dir = sb.store_path().join("machines").join(name);
+        common::assert_signed_by(&dir.join("server.pem"), &certs.join("ca.pem"));
+        assert_eq!(
+            fs::read(dir.join("cert.pem")).unwrap(),
+            fs::read(certs.join("cert.pem")).unwrap()
+        );
+    }
+    assert_ne!(
+        fs::read(sb.store_path().join("machines/other/ca.pem")).unwrap(),
+        fs::read(certs.join("ca.pem")).unwrap()
+    );
+
+    // upgrade: the distribution's package upgraded (or already the newest), the daemon back.
+    let out = sb.ok(&["upgrade", "web2"]);
+    assert!(
+        out.contains("Upgrading docker...") && out.contains("Restarting docker..."),
+        "{out}"
+    );
+    assert_eq!(docker_info_name(&sb, "web2"), "web2\n");
+
+    // A host cut off the network: ls says Timeout within its --timeout, the other row is fine.
+    b.cut();
+    let ls = sb.ok(&["ls", "--timeout", "2", "--format", "{{.Name}} {{.State}}"]);
+    b.heal();
+    assert_eq!(ls, "other Running\nports Running\nweb2 Timeout\n");
 }

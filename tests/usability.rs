@@ -191,3 +191,18 @@ fn completions_offer_machine_names_and_register_docker_machine_too() {
             && fish.contains("complete -c docker-machine -w hoist")
     );
 }
+
+#[test]
+fn boolean_environment_variables_read_as_go_reads_them() {
+    // docker-machine parses MACHINE_NATIVE_SSH with Go's ParseBool: 1, t, true, 0, f, false.
+    let mut sb = Sandbox::new();
+    for value in ["1", "t", "true", "TRUE", "0", "f", "false"] {
+        sb.set("MACHINE_NATIVE_SSH", value);
+        let out = sb.run(&["ls", "-q"]);
+        assert!(
+            out.status.success(),
+            "MACHINE_NATIVE_SSH={value}: {}",
+            stderr(&out)
+        );
+    }
+}

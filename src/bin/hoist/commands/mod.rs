@@ -137,7 +137,12 @@ pub struct Cli {
     )]
     pub github_api_token: Option<String>,
     /// Use the native (Rust) SSH implementation.
-    #[arg(long, env = "MACHINE_NATIVE_SSH", global = true)]
+    #[arg(
+        long,
+        env = "MACHINE_NATIVE_SSH",
+        global = true,
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     pub native_ssh: bool,
     /// BugSnag API token for crash reporting (accepted for compatibility; hoist reports nothing)
     #[arg(
