@@ -384,9 +384,14 @@ fn a_plugin_killed_mid_create_fails_the_create_at_once() {
     assert!(err.contains("failed during Create"), "{err}");
     assert!(plugin::none_left(&path, 5));
     sb.unset("LABPLUG_MODE");
-    // The state is asked live (the plugin answers), not a stale "Error".
-    let status = sb.ok(&["status", "victim"]);
-    assert!(status == "Running\n" || status == "Stopped\n", "{status}");
+    // The state is asked live (the plugin probes the SSH port, here a closed one), not a stale
+    // "Error".
+    let config = sb.store_path().join("machines/victim/config.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    record["Driver"]["SSHPort"] = common::closed_port().into();
+    std::fs::write(&config, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    assert_eq!(sb.ok(&["status", "victim"]), "Stopped\n");
     sb.ok(&["rm", "-y", "victim"]);
 }
 
