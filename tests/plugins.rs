@@ -498,7 +498,13 @@ fn core_drivers_come_from_a_docker_machine_binary() {
 fn a_plugin_machine_on_a_lab_host_end_to_end() {
     lab::require();
     let host = LabHost::start(Variant::Docker, false);
-    let (sb, path) = with_plugin();
+    let (mut sb, path) = with_plugin();
+    // The plugin runs lab/lab for this run's lab (lab/test names it).
+    for var in ["LAB_NAME", "LAB_DOCKER_HOST", "LAB_STATE"] {
+        if let Ok(value) = std::env::var(var) {
+            sb.set(var, &value);
+        }
+    }
     let tool = lab::lab_tool().display().to_string();
     let key = host.key_str();
     let out = sb.run(&[
