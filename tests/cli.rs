@@ -1428,56 +1428,62 @@ fn tls_overrides_by_flag_and_by_environment_variable() {
     other.create_none("x", "tcp://127.0.0.1:1");
     let certs = other.store_path().join("certs");
     let path = |f: &str| certs.join(f).display().to_string();
-    sb.ok(&[
-        "--tls-ca-cert",
-        &path("ca.pem"),
-        "--tls-ca-key",
-        &path("ca-key.pem"),
-        "--tls-client-cert",
-        &path("cert.pem"),
-        "--tls-client-key",
-        &path("key.pem"),
-        "create",
-        "-d",
-        "none",
-        "--url",
-        "tcp://127.0.0.1:1",
-        "byflag",
-    ]);
-    for (var, file) in [
-        ("MACHINE_TLS_CA_CERT", "ca.pem"),
-        ("MACHINE_TLS_CA_KEY", "ca-key.pem"),
-        ("MACHINE_TLS_CLIENT_CERT", "cert.pem"),
-        ("MACHINE_TLS_CLIENT_KEY", "key.pem"),
-    ] {
+    // flag, environment variable, record field, file of the other store.
+    let overrides = [
+        (
+            "--tls-ca-cert",
+            "MACHINE_TLS_CA_CERT",
+            "CaCertPath",
+            "ca.pem",
+        ),
+        (
+            "--tls-ca-key",
+            "MACHINE_TLS_CA_KEY",
+            "CaPrivateKeyPath",
+            "ca-key.pem",
+        ),
+        (
+            "--tls-client-cert",
+            "MACHINE_TLS_CLIENT_CERT",
+            "ClientCertPath",
+            "cert.pem",
+        ),
+        (
+            "--tls-client-key",
+            "MACHINE_TLS_CLIENT_KEY",
+            "ClientKeyPath",
+            "key.pem",
+        ),
+    ];
+    let mut args: Vec<String> = Vec::new();
+    for (flag, _, _, file) in overrides {
+        args.extend([flag.to_string(), path(file)]);
+    }
+    args.extend(
+        [
+            "create",
+            "-d",
+            "none",
+            "--url",
+            "tcp://127.0.0.1:1",
+            "byflag",
+        ]
+        .map(String::from),
+    );
+    sb.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    for (_, var, _, file) in overrides {
         sb.set(var, &path(file));
     }
-    sb.ok(&[
-        "create",
-        "-d",
-        "none",
-        "--url",
-        "tcp://127.0.0.1:1",
-        "byenv",
-    ]);
+    sb.create_none("byenv", "tcp://127.0.0.1:1");
     for name in ["byflag", "byenv"] {
-        let f = |t: &str| sb.ok(&["inspect", name, "-f", t]);
-        assert_eq!(
-            f("{{.HostOptions.AuthOptions.CaCertPath}}"),
-            format!("{}\n", path("ca.pem"))
-        );
-        assert_eq!(
-            f("{{.HostOptions.AuthOptions.CaPrivateKeyPath}}"),
-            format!("{}\n", path("ca-key.pem"))
-        );
-        assert_eq!(
-            f("{{.HostOptions.AuthOptions.ClientCertPath}}"),
-            format!("{}\n", path("cert.pem"))
-        );
-        assert_eq!(
-            f("{{.HostOptions.AuthOptions.ClientKeyPath}}"),
-            format!("{}\n", path("key.pem"))
-        );
+        for (_, _, field, file) in overrides {
+            let template = format!("{{{{.HostOptions.AuthOptions.{field}}}}}");
+            assert_eq!(
+                sb.ok(&["inspect", name, "-f", &template]),
+                format!("{}\n", path(file)),
+                "{name} {field}"
+            );
+        }
         // The machine directory got the given certificates, not a new CA of this store's.
         assert_eq!(
             fs::read(sb.store_path().join("machines").join(name).join("cert.pem")).unwrap(),
