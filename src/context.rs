@@ -23,6 +23,8 @@ pub const ENV_DOCKER_HOST: &str = "DOCKER_HOST";
 pub const ENV_SHELL: &str = "SHELL";
 /// `USER`: the Organization of the certificates.
 pub const ENV_USER: &str = "USER";
+/// `DOCKER_CONFIG`: where the docker CLI keeps its contexts ([`crate::contexts`]).
+pub use crate::contexts::ENV_DOCKER_CONFIG;
 /// `MACHINE_REMOTE_TIMEOUT`: seconds one remote command may take (an install, an upgrade)
 /// before it fails and frees the machine's lock; default 1800.
 pub const ENV_REMOTE_TIMEOUT: &str = "MACHINE_REMOTE_TIMEOUT";
@@ -48,10 +50,14 @@ pub fn parse_go_bool(s: &str) -> Option<bool> {
 
 /// The default store root: `$HOME/.docker/machine`.
 pub fn default_storage_path() -> PathBuf {
-    let home = std::env::var_os("HOME")
+    home_dir().join(".docker").join("machine")
+}
+
+/// `$HOME` (`/` when unset).
+pub fn home_dir() -> PathBuf {
+    std::env::var_os("HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"));
-    home.join(".docker").join("machine")
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// User-supplied replacements for the store's CA and client certificate (`--tls-*` globals).

@@ -15,6 +15,7 @@
 //! - [`engine`]: the Docker Engine API over mutual TLS (handshake check, `/version`).
 //! - [`format`]: Go templates, Go's tabwriter, natural sort — the output formats of `ls` and `inspect`.
 //! - [`shell`]: how `env` writes for each shell.
+//! - [`contexts`]: docker CLI contexts for machines, in the docker CLI's own store.
 //! - [`ops`]: the operations behind the commands (create, ls, env, rm, power, …), on a
 //!   [`ops::Machine`]: a record with its driver open.
 //! - [`fsutil`]: atomic writes and file locks; [`netaddr`]: host:port as Go joins them.
@@ -22,6 +23,7 @@
 
 pub mod cert;
 pub mod context;
+pub mod contexts;
 pub mod driver;
 pub mod engine;
 pub mod error;

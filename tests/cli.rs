@@ -1525,3 +1525,129 @@ fn regenerate_certs_asks_first() {
         "yes: a new CA"
     );
 }
+
+#[test]
+fn docker_contexts_the_real_docker_cli_uses() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut sb = Sandbox::new();
+    let daemon = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    let docker_config = sb.dir.path().join("docker-config");
+    fs::create_dir_all(&docker_config).unwrap();
+    fs::write(
+        docker_config.join("config.json"),
+        r#"{"auths": {"reg.test": {}}, "psFormat": "table {{.ID}}"}"#,
+    )
+    .unwrap();
+    sb.set("DOCKER_CONFIG", &docker_config.display().to_string());
+    let out = sb.ok(&[
+        "create",
+        "-d",
+        "none",
+        "--url",
+        &daemon.url(),
+        "--docker-context",
+        "web",
+    ]);
+    assert!(
+        out.ends_with(
+            "Docker context \"web\" reaches machine \"web\": docker --context web info\n"
+        ),
+        "{out}"
+    );
+    // The docker CLI's own layout: meta by the SHA-256 of the name, TLS files 0600 in 0700.
+    let id = hoist::contexts::context_id("web");
+    let meta: serde_json::Value = serde_json::from_slice(
+        &fs::read(
+            docker_config
+                .join("contexts/meta")
+                .join(&id)
+                .join("meta.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["Name"], "web");
+    assert_eq!(meta["Endpoints"]["docker"]["Host"], daemon.url().as_str());
+    assert_eq!(meta["Endpoints"]["docker"]["SkipTLSVerify"], false);
+    assert_eq!(meta["Metadata"]["Description"], "hoist machine web");
+    let tls = docker_config.join("contexts/tls").join(&id).join("docker");
+    assert_eq!(
+        fs::metadata(&tls).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for f in ["ca.pem", "cert.pem", "key.pem"] {
+        assert_eq!(
+            fs::metadata(tls.join(f)).unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{f}"
+        );
+    }
+    // The real docker CLI takes it.
+    let docker = |args: &str| common::shell(&sb, &format!("docker {args}"));
+    let out = docker("context ls --format '{{.Name}}'");
+    assert!(
+        stdout(&out).lines().any(|l| l == "web"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let out = docker("--context web version --format '{{.Server.Version}}'");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().last(), Some("24.0.7"));
+    // use: the current context, every other key of config.json kept; --unset: back to default.
+    assert_eq!(sb.ok(&["use", "web"]), "Current docker context: web\n");
+    let config: serde_json::Value =
+        serde_json::from_slice(&fs::read(docker_config.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["currentContext"], "web");
+    assert_eq!(config["psFormat"], "table {{.ID}}");
+    assert!(config["auths"]["reg.test"].is_object());
+    let out = docker("version --format '{{.Server.Version}}'");
+    assert_eq!(
+        stdout(&out).lines().last(),
+        Some("24.0.7"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        sb.ok(&["use", "--unset"]),
+        "Current docker context: default\n"
+    );
+    let config: serde_json::Value =
+        serde_json::from_slice(&fs::read(docker_config.join("config.json")).unwrap()).unwrap();
+    assert!(config.get("currentContext").is_none() && config["psFormat"] == "table {{.ID}}");
+    // Names the docker CLI refuses: a clear error naming --context-name.
+    sb.create_none("a", &daemon.url());
+    let err = sb.fails(&["context", "a"]);
+    assert!(
+        err.contains("--context-name") && err.lines().count() == 1,
+        "{err}"
+    );
+    sb.ok(&["context", "--context-name", "machine-a", "a"]);
+    // A context hoist did not write is neither overwritten nor removed.
+    let out = docker("context create mine --docker host=tcp://127.0.0.1:1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    sb.create_none("mine", &daemon.url());
+    let err = sb.fails(&["context", "mine"]);
+    assert!(err.contains("hoist did not write it"), "{err}");
+    sb.ok(&["rm", "-y", "mine"]);
+    assert!(
+        docker_config
+            .join("contexts/meta")
+            .join(hoist::contexts::context_id("mine"))
+            .exists()
+    );
+    // rm removes the context hoist wrote for the machine.
+    sb.ok(&["rm", "-y", "web", "a"]);
+    assert!(!docker_config.join("contexts/meta").join(&id).exists());
+    assert!(!tls.exists());
+    let out = docker("context ls --format '{{.Name}}'");
+    let names: Vec<String> = stdout(&out)
+        .lines()
+        .map(|n| n.trim().trim_end_matches(" *").to_string())
+        .collect();
+    assert!(
+        !names.contains(&"web".to_string()) && !names.contains(&"machine-a".to_string()),
+        "{names:?}"
+    );
+    assert!(names.contains(&"mine".to_string()), "{names:?}");
+}

@@ -1507,6 +1507,8 @@ fn ports_copies_versions_upgrades_and_a_new_ca_on_two_hosts() {
 
     // regenerate-certs --client-certs on two machines: a new CA; the machine not named is told
     // to still trust the old one; both named machines work with the new one.
+    // web2's docker context follows its certificates.
+    sb.ok(&["context", "web2"]);
     let out = sb.ok(&["regenerate-certs", "-f", "--client-certs", "ports", "web2"]);
     assert!(
         out.contains("The CA is new: the daemons of other still trust the old one; run 'hoist regenerate-certs -f' for them too"),
@@ -1514,6 +1516,10 @@ fn ports_copies_versions_upgrades_and_a_new_ca_on_two_hosts() {
     );
     assert_eq!(docker_info_name(&sb, "ports"), "ports\n");
     assert_eq!(docker_info_name(&sb, "web2"), "web2\n");
+    assert_eq!(
+        shell_ok(&sb, "docker --context web2 info --format '{{.Name}}'"),
+        "web2\n"
+    );
     // The named machines carry the new CA and certificates; `other` keeps the old copies, as
     // the message said.
     let certs = sb.store_path().join("certs");

@@ -1,6 +1,7 @@
 //! The operations behind the commands; each takes an options struct and the [`Context`].
 
 pub mod create;
+pub mod docker_context;
 pub mod env;
 pub mod ls;
 pub mod machine;

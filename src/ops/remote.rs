@@ -25,7 +25,14 @@ async fn locked(ctx: &Context, name: &str, report: &dyn Reporter, action: Action
     let _lock = super::lock_machine(ctx, name).await?;
     let mut machine = Machine::load(ctx, name).await?;
     let result = match action {
-        Action::Provision(opts) => provision::provision(ctx, &mut machine, report, opts).await,
+        Action::Provision(opts) => {
+            let provisioned = provision::provision(ctx, &mut machine, report, opts).await;
+            // New certificates: the machine's docker context gets them too.
+            match provisioned {
+                Ok(()) => super::docker_context::refresh(ctx, &mut machine).await,
+                Err(e) => Err(e),
+            }
+        }
         Action::Upgrade => upgrade_host(ctx, &mut machine, report).await,
     };
     let host = &mut machine.host;

@@ -11,8 +11,10 @@ use crate::store::StoreError;
 pub async fn remove_one(ctx: &Context, name: &str, force: bool) -> Result<Vec<String>> {
     let _lock = super::lock_machine(ctx, name).await?;
     let mut warnings = Vec::new();
+    let mut context = None;
     match ctx.store.load(name) {
         Ok(host) => {
+            context = Some(host.clone());
             let removed = async {
                 let mut machine = Machine::open(ctx, host).await?;
                 let result = machine.driver.remove().await;
@@ -31,6 +33,10 @@ pub async fn remove_one(ctx: &Context, name: &str, force: bool) -> Result<Vec<St
         Err(_) => {}
     }
     ctx.store.remove(name)?;
+    // The docker context hoist wrote for it goes with it.
+    if let Some(host) = context {
+        super::docker_context::remove(&host);
+    }
     Ok(warnings)
 }
 

@@ -87,6 +87,10 @@ pub struct Args {
     #[arg(long)]
     tls_san: Vec<String>,
 
+    /// Also write a docker CLI context for the machine (docker --context NAME)
+    #[arg(long)]
+    docker_context: bool,
+
     /// How to install Docker on a host without it: auto (the script at --engine-install-url), script, distro (the distribution's package) or none
     #[arg(long, env = "MACHINE_ENGINE_INSTALL_METHOD", default_value = "auto")]
     engine_install_method: String,
@@ -377,6 +381,12 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
         "To see how to connect your Docker Client to the Docker Engine running on this virtual machine, run: {} env {name}",
         program_name()
     );
+    if args.docker_context {
+        let written = hoist::ops::docker_context::write(ctx, &name, None).await?;
+        println!(
+            "Docker context \"{written}\" reaches machine \"{name}\": docker --context {written} info"
+        );
+    }
     Ok(0)
 }
 

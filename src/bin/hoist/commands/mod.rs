@@ -3,6 +3,7 @@
 mod active;
 mod completion;
 mod config;
+mod context;
 pub mod create;
 mod env;
 mod inspect;
@@ -18,6 +19,7 @@ mod ssh;
 mod status;
 mod upgrade;
 mod url;
+mod use_context;
 mod version;
 
 use std::path::PathBuf;
@@ -203,6 +205,10 @@ pub enum Command {
     Url(url::Args),
     /// Show the hoist version or a machine's Docker version
     Version(version::Args),
+    /// Write docker CLI contexts for machines (docker --context NAME)
+    Context(context::Args),
+    /// Make a machine's docker context the current one (--unset: back to default)
+    Use(use_context::Args),
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     Completion(completion::Args),
 }
@@ -293,6 +299,8 @@ pub async fn run(command: Command, ctx: &Context, printer: &Printer) -> Result<u
         Command::Status(a) => status::exec(a, ctx).await,
         Command::Url(a) => url::exec(a, ctx).await,
         Command::Version(a) => version::exec(a, ctx).await,
+        Command::Context(a) => context::exec(a, ctx).await,
+        Command::Use(a) => use_context::exec(a, ctx).await,
         Command::Completion(a) => completion::exec(a),
     }
 }
