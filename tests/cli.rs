@@ -1651,3 +1651,86 @@ fn docker_contexts_the_real_docker_cli_uses() {
     );
     assert!(names.contains(&"mine".to_string()), "{names:?}");
 }
+
+/// A certificate signed by the sandbox store's CA, valid from `start` to `end` days from now.
+fn cert_valid_between(sb: &Sandbox, start: i64, end: i64) -> (String, String) {
+    let certs = sb.store_path().join("certs");
+    let ca_key = hoist::cert::load_key_pair(&certs.join("ca-key.pem")).unwrap();
+    let issuer =
+        rcgen::Issuer::from_ca_cert_pem(&fs::read_to_string(certs.join("ca.pem")).unwrap(), ca_key)
+            .unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now + time::Duration::days(start);
+    params.not_after = now + time::Duration::days(end);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn certificates_that_end_soon_or_have_ended_are_in_ls_and_certs() {
+    let sb = Sandbox::new();
+    let daemon = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    sb.create_none("web", &daemon.url());
+    let dir = sb.store_path().join("machines/web");
+    let errors = |extra: &[&str]| {
+        let mut args = vec!["ls", "--format", "{{.Name}}|{{.State}}|{{.Error}}"];
+        args.extend_from_slice(extra);
+        sb.ok(&args)
+    };
+    assert_eq!(errors(&[]), "web|Running|\n");
+    // A server certificate that ends in 10 days: a warning with the fix, unless the window is
+    // shorter.
+    let (cert, key) = cert_valid_between(&sb, -30, 10);
+    fs::write(dir.join("server.pem"), cert).unwrap();
+    fs::write(dir.join("server-key.pem"), key).unwrap();
+    let end = (time::OffsetDateTime::now_utc() + time::Duration::days(10)).date();
+    assert_eq!(
+        errors(&[]),
+        format!(
+            "web|Running|the server certificate expires in 9 days ({end}): renew it with 'hoist regenerate-certs -f web'\n"
+        )
+    );
+    assert_eq!(errors(&["--cert-warn-days", "5"]), "web|Running|\n");
+    // Ended: an error, whatever the window.
+    let (cert, _) = cert_valid_between(&sb, -30, -1);
+    fs::write(dir.join("server.pem"), cert).unwrap();
+    let ended = (time::OffsetDateTime::now_utc() - time::Duration::days(1)).date();
+    assert!(
+        errors(&["--cert-warn-days", "0"])
+            .contains(&format!("the server certificate expired on {ended}")),
+        "{}",
+        errors(&[])
+    );
+    // The store's client certificate ending soon: the fix is a new client certificate.
+    let (cert, key) = cert_valid_between(&sb, -1, 20);
+    fs::write(sb.store_path().join("certs/cert.pem"), cert).unwrap();
+    fs::write(sb.store_path().join("certs/key.pem"), key).unwrap();
+    let out = errors(&[]);
+    assert!(
+        out.contains("the client certificate expires in 19 days")
+            && out.contains("'hoist regenerate-certs -f --client-certs web'"),
+        "{out}"
+    );
+    // hoist certs lists every certificate with its end.
+    let list = sb.ok(&["certs"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert!(
+        lines[0].starts_with("CERTIFICATE") && lines[0].contains("DAYS LEFT"),
+        "{list}"
+    );
+    assert!(lines[1].starts_with("store CA "), "{list}");
+    assert!(
+        lines[2].starts_with("store client certificate ") && lines[2].trim_end().ends_with(" 19"),
+        "{list}"
+    );
+    let server = lines
+        .iter()
+        .find(|l| l.starts_with("web: server certificate"))
+        .expect("the machine's row");
+    assert!(
+        server.contains(&ended.to_string()) && server.trim_end().ends_with(" -1"),
+        "{list}"
+    );
+}

@@ -179,6 +179,8 @@ pub struct LsOptions {
     pub filters: Vec<String>,
     pub timeout: Duration,
     pub format: Option<String>,
+    /// Days before a certificate's end from which its machine's row warns (`--cert-warn-days`).
+    pub cert_warn_days: i64,
 }
 
 /// Lists the machines and renders the output of `ls`.
@@ -216,13 +218,31 @@ pub async fn ls(ctx: &Context, opts: &LsOptions) -> Result<String> {
         return Ok(out);
     }
 
-    let items = query_all(ctx, &filters, opts.timeout).await?;
+    let mut items = query_all(ctx, &filters, opts.timeout).await?;
+    add_expiry_warnings(&mut items, opts.cert_warn_days);
     if opts.quiet {
         let mut items = items;
         items.sort_by(|a, b| a.name.cmp(&b.name));
         return Ok(items.iter().map(|i| format!("{}\n", i.name)).collect());
     }
     render(&items, &template, table)
+}
+
+/// Adds to each row's ERRORS the certificates of its machine that end soon or have ended.
+fn add_expiry_warnings(items: &mut [ListItem], warn_days: i64) {
+    let mut ends = super::certs::Ends::default();
+    for item in items {
+        let Some(host) = &item.host else {
+            continue;
+        };
+        if let Some(warning) = super::certs::expiry_warning(host, &mut ends, warn_days) {
+            item.error = if item.error.is_empty() {
+                warning
+            } else {
+                format!("{}; {warning}", item.error)
+            };
+        }
+    }
 }
 
 /// Splits docker-machine's `--format`: default when empty, `table` prefix, `\t` and `\n` escapes.

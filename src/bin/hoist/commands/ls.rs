@@ -20,6 +20,9 @@ pub struct Args {
     /// Pretty-print machines using a Go template
     #[arg(short = 'f', long)]
     format: Option<String>,
+    /// Warn in ERRORS about certificates that end within this many days
+    #[arg(long, default_value_t = hoist::ops::certs::DEFAULT_WARN_DAYS)]
+    cert_warn_days: i64,
 }
 
 pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
@@ -28,6 +31,7 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
         filters: args.filter,
         timeout: Duration::from_secs(args.timeout.max(1)),
         format: args.format,
+        cert_warn_days: args.cert_warn_days,
     };
     super::print_text(&ls::ls(ctx, &opts).await?)
 }

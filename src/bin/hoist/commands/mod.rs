@@ -1,6 +1,7 @@
 //! The command line: global options, one module per command, and the dispatch.
 
 mod active;
+mod certs;
 mod completion;
 mod config;
 mod context;
@@ -205,6 +206,8 @@ pub enum Command {
     Url(url::Args),
     /// Show the hoist version or a machine's Docker version
     Version(version::Args),
+    /// List the certificates of the store and its machines, with when they end
+    Certs(certs::Args),
     /// Write docker CLI contexts for machines (docker --context NAME)
     Context(context::Args),
     /// Make a machine's docker context the current one (--unset: back to default)
@@ -299,6 +302,7 @@ pub async fn run(command: Command, ctx: &Context, printer: &Printer) -> Result<u
         Command::Status(a) => status::exec(a, ctx).await,
         Command::Url(a) => url::exec(a, ctx).await,
         Command::Version(a) => version::exec(a, ctx).await,
+        Command::Certs(a) => certs::exec(a, ctx),
         Command::Context(a) => context::exec(a, ctx).await,
         Command::Use(a) => use_context::exec(a, ctx).await,
         Command::Completion(a) => completion::exec(a),

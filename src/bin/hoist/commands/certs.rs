@@ -1,0 +1,12 @@
+//! `certs`: every certificate of the store and its machines, with when it ends.
+
+use hoist::context::Context;
+use hoist::error::Result;
+use hoist::ops::certs;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn exec(_: Args, ctx: &Context) -> Result<u8> {
+    super::print_text(&certs::list(ctx)?)
+}
