@@ -1652,22 +1652,6 @@ fn docker_contexts_the_real_docker_cli_uses() {
     assert!(names.contains(&"mine".to_string()), "{names:?}");
 }
 
-/// A certificate signed by the sandbox store's CA, valid from `start` to `end` days from now.
-fn cert_valid_between(sb: &Sandbox, start: i64, end: i64) -> (String, String) {
-    let certs = sb.store_path().join("certs");
-    let ca_key = hoist::cert::load_key_pair(&certs.join("ca-key.pem")).unwrap();
-    let issuer =
-        rcgen::Issuer::from_ca_cert_pem(&fs::read_to_string(certs.join("ca.pem")).unwrap(), ca_key)
-            .unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now + time::Duration::days(start);
-    params.not_after = now + time::Duration::days(end);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
-}
-
 #[test]
 fn certificates_that_end_soon_or_have_ended_are_in_ls_and_certs() {
     let sb = Sandbox::new();
@@ -1682,7 +1666,7 @@ fn certificates_that_end_soon_or_have_ended_are_in_ls_and_certs() {
     assert_eq!(errors(&[]), "web|Running|\n");
     // A server certificate that ends in 10 days: a warning with the fix, unless the window is
     // shorter.
-    let (cert, key) = cert_valid_between(&sb, -30, 10);
+    let (cert, key) = common::cert_valid_between(&sb, &["localhost"], -30, 10);
     fs::write(dir.join("server.pem"), cert).unwrap();
     fs::write(dir.join("server-key.pem"), key).unwrap();
     let end = (time::OffsetDateTime::now_utc() + time::Duration::days(10)).date();
@@ -1694,7 +1678,7 @@ fn certificates_that_end_soon_or_have_ended_are_in_ls_and_certs() {
     );
     assert_eq!(errors(&["--cert-warn-days", "5"]), "web|Running|\n");
     // Ended: an error, whatever the window.
-    let (cert, _) = cert_valid_between(&sb, -30, -1);
+    let (cert, _) = common::cert_valid_between(&sb, &["localhost"], -30, -1);
     fs::write(dir.join("server.pem"), cert).unwrap();
     let ended = (time::OffsetDateTime::now_utc() - time::Duration::days(1)).date();
     assert!(
@@ -1704,7 +1688,7 @@ fn certificates_that_end_soon_or_have_ended_are_in_ls_and_certs() {
         errors(&[])
     );
     // The store's client certificate ending soon: the fix is a new client certificate.
-    let (cert, key) = cert_valid_between(&sb, -1, 20);
+    let (cert, key) = common::cert_valid_between(&sb, &["localhost"], -1, 20);
     fs::write(sb.store_path().join("certs/cert.pem"), cert).unwrap();
     fs::write(sb.store_path().join("certs/key.pem"), key).unwrap();
     let out = errors(&[]);
@@ -1733,4 +1717,69 @@ fn certificates_that_end_soon_or_have_ended_are_in_ls_and_certs() {
         server.contains(&ended.to_string()) && server.trim_end().ends_with(" -1"),
         "{list}"
     );
+}
+
+#[test]
+fn doctor_checks_a_none_machine_and_names_a_closed_engine_port() {
+    let sb = Sandbox::new();
+    let daemon = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    sb.create_none("up", &daemon.url());
+    let closed = common::closed_url();
+    sb.create_none("down", &closed);
+    let before = sb.snapshot();
+    let out = sb.run(&["doctor", "up"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], format!("up ({})", daemon.url()), "{text}");
+    let results: Vec<(&str, &str)> = lines[1..]
+        .iter()
+        .map(|l| (l.split_whitespace().next().unwrap(), &l[8..22]))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            ("ok", "name resolves "),
+            ("skip", "SSH port      "),
+            ("skip", "SSH login     "),
+            ("skip", "engine drop-in"),
+            ("ok", "engine port   "),
+            ("ok", "TLS handshake "),
+            ("ok", "docker API    "),
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains("no SSH: machine \"up\" uses the none driver"),
+        "{text}"
+    );
+    assert!(text.contains("Docker 24.0.7 answers"), "{text}");
+
+    // A closed port: the engine-port check fails with the fix, the TLS checks are skipped, exit 1.
+    let out = sb.run(&["doctor"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.starts_with(&format!("down ({closed})\n")), "{text}");
+    let down = text.split("\nup (").next().unwrap();
+    assert!(
+        down.contains("  FAIL  engine port    127.0.0.1:")
+            && down.contains("Connection refused -- fix: start the host or dockerd"),
+        "{text}"
+    );
+    assert!(
+        down.contains("  skip  TLS handshake  the engine port is closed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\nup ("),
+        "every machine of the store: {text}"
+    );
+    let out = sb.run(&["doctor", "nosuch"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.starts_with("nosuch\n  FAIL  record         ") && text.contains("\"nosuch\""),
+        "{text}"
+    );
+    assert_eq!(sb.snapshot(), before, "doctor writes nothing");
 }

@@ -992,7 +992,7 @@ fn the_first_hour_on_a_stock_host() {
     );
 
     // A stopped daemon: env says where to look, not at `status` (which says Running).
-    host.sh("systemctl stop docker.socket docker");
+    host.sh("systemctl stop docker.socket 2>/dev/null; systemctl stop docker");
     let err = sb.fails(&["env", "web"]);
     assert!(
         err.contains("does not answer")
@@ -1549,4 +1549,146 @@ fn ports_copies_versions_upgrades_and_a_new_ca_on_two_hosts() {
     let ls = sb.ok(&["ls", "--timeout", "2", "--format", "{{.Name}} {{.State}}"]);
     b.heal();
     assert_eq!(ls, "other Running\nports Running\nweb2 Timeout\n");
+}
+
+/// `hoist doctor NAME`: (exit status, the line of the named check).
+fn doctor_line(sb: &Sandbox, machine: &str, check: &str) -> (i32, String) {
+    let out = sb.run(&["doctor", machine]);
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.get(8..8 + check.len()) == Some(check))
+        .unwrap_or_else(|| panic!("no {check:?} line in:\n{text}{}", stderr(&out)))
+        .to_string();
+    (out.status.code().unwrap(), line)
+}
+
+#[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
+fn doctor_names_each_broken_part_of_a_machine() {
+    lab::require();
+    let host = LabHost::start(Variant::Docker, false);
+    let sb = Sandbox::new();
+    created(&sb, &host, "doc", &[]);
+    let healthy = sb.run(&["doctor", "doc"]);
+    let text = stdout(&healthy);
+    assert!(healthy.status.success(), "{text}{}", stderr(&healthy));
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("  ok    ")).count(),
+        7,
+        "{text}"
+    );
+    assert!(text.contains("host key as pinned (SHA256:"), "{text}");
+    assert!(text.contains("the running dockerd has its"), "{text}");
+    assert!(text.contains(&format!("names {}", host.ip)), "{text}");
+    let dropin = "/etc/systemd/system/docker.service.d/10-machine.conf";
+
+    // The drop-in removed (dockerd still runs with its flags).
+    host.sh(&format!("mv {dropin} /root/dropin"));
+    let (code, line) = doctor_line(&sb, "doc", "engine drop-in");
+    assert_eq!(code, 1);
+    assert!(
+        line.contains("is missing -- fix: `hoist provision doc`"),
+        "{line}"
+    );
+    // Changed but not applied: the running flags differ.
+    host.sh(&format!(
+        "sed 's/--tlsverify/--tlsverify --debug/' /root/dropin > {dropin}"
+    ));
+    let (_, line) = doctor_line(&sb, "doc", "engine drop-in");
+    assert!(line.contains("flags differ from the drop-in"), "{line}");
+    host.sh(&format!("mv /root/dropin {dropin}"));
+
+    // The daemon stopped: named twice, with the service's state.
+    host.sh("systemctl stop docker.socket 2>/dev/null; systemctl stop docker");
+    let (code, line) = doctor_line(&sb, "doc", "engine port");
+    assert_eq!(code, 1);
+    assert!(
+        line.contains("FAIL") && line.contains("the docker service is inactive"),
+        "{line}"
+    );
+    let (_, line) = doctor_line(&sb, "doc", "engine drop-in");
+    assert!(line.contains("dockerd is not running"), "{line}");
+    host.sh("systemctl start docker");
+
+    // A server certificate without the address, then one that has ended.
+    let regenerated_ok = |sb: &Sandbox| {
+        sb.ok(&["regenerate-certs", "-f", "doc"]);
+        assert!(sb.run(&["doctor", "doc"]).status.success());
+    };
+    for (names, start, end, expected) in [
+        (
+            vec!["10.255.255.1"],
+            -1,
+            30,
+            "the server certificate names 10.255.255.1, not ",
+        ),
+        (
+            vec![host.ip.as_str()],
+            -30,
+            -1,
+            "the server certificate ended on ",
+        ),
+    ] {
+        let (cert, key) = common::cert_valid_between(&sb, &names, start, end);
+        host.sh(&format!(
+            "printf '%s' '{cert}' > /etc/docker/server.pem && printf '%s' '{key}' > /etc/docker/server-key.pem && systemctl restart docker"
+        ));
+        let (code, line) = doctor_line(&sb, "doc", "TLS handshake");
+        assert_eq!(code, 1);
+        assert!(
+            line.contains(expected) && line.contains("fix: `hoist regenerate-certs -f doc`"),
+            "{line}"
+        );
+        let (_, api) = doctor_line(&sb, "doc", "docker API");
+        assert!(
+            api.contains("skip  docker API     no TLS connection"),
+            "{api}"
+        );
+        regenerated_ok(&sb);
+    }
+
+    // A changed host key: refused and named, with the re-trust command.
+    host.sh("rm -f /etc/ssh/ssh_host_* && ssh-keygen -A >/dev/null && systemctl restart ssh");
+    let (code, line) = doctor_line(&sb, "doc", "SSH login");
+    assert_eq!(code, 1);
+    assert!(
+        line.contains("has changed") && line.contains("provision --trust-new-host-key doc"),
+        "{line}"
+    );
+    sb.ok(&["provision", "--trust-new-host-key", "doc"]);
+
+    // The host cut off the network: its SSH port does not answer, with the firewall hint.
+    host.cut();
+    let (code, line) = doctor_line(&sb, "doc", "SSH port");
+    host.heal();
+    assert_eq!(code, 1);
+    assert!(
+        line.contains(&format!("FAIL  SSH port       {}:22: ", host.ip))
+            && line.contains("firewall"),
+        "{line}"
+    );
+
+    // A wrong IP in the record: nothing answers there.
+    let config = sb.store_path().join("machines/doc/config.json");
+    let record = fs::read_to_string(&config).unwrap();
+    let port = common::closed_port().to_string();
+    fs::write(
+        &config,
+        record
+            .replace(
+                &format!("\"IPAddress\": \"{}\"", host.ip),
+                "\"IPAddress\": \"127.0.0.1\"",
+            )
+            .replace("\"SSHPort\": 22", &format!("\"SSHPort\": {port}")),
+    )
+    .unwrap();
+    let (code, line) = doctor_line(&sb, "doc", "SSH port");
+    assert_eq!(code, 1);
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}: Connection refused")),
+        "{line}"
+    );
+    fs::write(&config, record).unwrap();
+    assert!(sb.run(&["doctor", "doc"]).status.success());
 }

@@ -21,7 +21,7 @@ use time::{Duration, OffsetDateTime};
 use crate::fsutil;
 use crate::store::{Store, layout};
 
-pub use tls::client_config;
+pub use tls::{Offered, client_config, recording_client_config};
 
 /// Validity of every certificate, as docker-machine.
 pub const VALIDITY_DAYS: i64 = 1080;

@@ -3,6 +3,7 @@
 pub mod certs;
 pub mod create;
 pub mod docker_context;
+pub mod doctor;
 pub mod env;
 pub mod ls;
 pub mod machine;

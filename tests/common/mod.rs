@@ -555,3 +555,23 @@ pub fn kill9(mut child: std::process::Child) {
     }
     let _ = child.wait();
 }
+
+/// A certificate (and its new key) for `names` (DNS names or IP addresses), signed by the sandbox
+/// store's CA, valid from `start` to `end` days from now.
+pub fn cert_valid_between(sb: &Sandbox, names: &[&str], start: i64, end: i64) -> (String, String) {
+    let certs = sb.store_path().join("certs");
+    let ca_key = hoist::cert::load_key_pair(&certs.join("ca-key.pem")).unwrap();
+    let issuer = rcgen::Issuer::from_ca_cert_pem(
+        &std::fs::read_to_string(certs.join("ca.pem")).unwrap(),
+        ca_key,
+    )
+    .unwrap();
+    let names = names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now + time::Duration::days(start);
+    params.not_after = now + time::Duration::days(end);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}

@@ -6,6 +6,7 @@ mod completion;
 mod config;
 mod context;
 pub mod create;
+mod doctor;
 mod env;
 mod inspect;
 mod ip;
@@ -208,6 +209,8 @@ pub enum Command {
     Version(version::Args),
     /// List the certificates of the store and its machines, with when they end
     Certs(certs::Args),
+    /// Check why machines are (un)reachable: one line per check, with the fix
+    Doctor(doctor::Args),
     /// Write docker CLI contexts for machines (docker --context NAME)
     Context(context::Args),
     /// Make a machine's docker context the current one (--unset: back to default)
@@ -244,7 +247,7 @@ pub fn traits(name: Option<&str>) -> Traits {
     let (multi_thread, live, info_to_stderr) = match name.unwrap_or("") {
         "create" | "provision" | "regenerate-certs" => (true, true, false),
         "restart" | "start" | "stop" | "kill" | "upgrade" => (false, true, false),
-        "ls" | "active" => (true, false, false),
+        "ls" | "active" | "doctor" => (true, false, false),
         "env" | "config" => (false, false, true),
         _ => (false, false, false),
     };
@@ -303,6 +306,7 @@ pub async fn run(command: Command, ctx: &Context, printer: &Printer) -> Result<u
         Command::Url(a) => url::exec(a, ctx).await,
         Command::Version(a) => version::exec(a, ctx).await,
         Command::Certs(a) => certs::exec(a, ctx),
+        Command::Doctor(a) => doctor::exec(a, ctx).await,
         Command::Context(a) => context::exec(a, ctx).await,
         Command::Use(a) => use_context::exec(a, ctx).await,
         Command::Completion(a) => completion::exec(a),
