@@ -1692,3 +1692,59 @@ fn doctor_names_each_broken_part_of_a_machine() {
     fs::write(&config, record).unwrap();
     assert!(sb.run(&["doctor", "doc"]).status.success());
 }
+
+#[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
+fn regenerate_certs_keeps_the_containers_running_and_the_hosts_daemon_json() {
+    lab::require();
+    let host = LabHost::start(Variant::Docker, false);
+    let sb = Sandbox::new();
+    // The host's own daemon.json, in its own formatting.
+    let original = "{ \"log-level\":\"info\" }\n";
+    host.sh(&format!(
+        "printf '%s' '{original}' > /etc/docker/daemon.json && systemctl restart docker"
+    ));
+    created(&sb, &host, "live", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let tar = lab::busybox_tarball(dir.path());
+    let out = lab_ssh(
+        &host,
+        "docker import - bb:live >/dev/null && docker run -d --name sleeper bb:live /bin/busybox sleep 3600 >/dev/null",
+        Some(&tar),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let container = || {
+        host.sh(
+            "docker inspect -f '{{.State.StartedAt}} {{.State.Pid}} {{.State.Running}}' sleeper",
+        )
+    };
+    let before = container();
+    let cert_before = host.sh("cat /etc/docker/server.pem");
+
+    let out = sb.ok(&["regenerate-certs", "-f", "live"]);
+    assert!(out.contains("Live-restore is on for the restart"), "{out}");
+    assert_ne!(
+        host.sh("cat /etc/docker/server.pem"),
+        cert_before,
+        "a new server certificate"
+    );
+    assert_eq!(
+        container(),
+        before,
+        "the container kept running through the restart"
+    );
+    assert!(before.ends_with("true\n"), "{before}");
+    assert_eq!(
+        host.sh("cat /etc/docker/daemon.json"),
+        original,
+        "daemon.json as it was"
+    );
+    assert_eq!(
+        host.sh("docker info --format '{{.LiveRestoreEnabled}}'"),
+        "false\n"
+    );
+    assert_eq!(
+        docker_info_name(&sb, "live"),
+        format!("{}\n", host.sh("hostname").trim())
+    );
+}

@@ -5,6 +5,7 @@
 //! It never reinstalls Docker, never removes images or containers, and never forces a storage
 //! driver. All commands of one run travel over one SSH connection.
 
+pub mod live_restore;
 pub mod os;
 pub mod systemd;
 
@@ -20,6 +21,7 @@ use crate::ssh::{Remote, quote};
 use crate::store::config::{Host, Lifecycle};
 use crate::store::layout;
 
+use live_restore::LiveRestore;
 use os::Family;
 use systemd::LocalSocket;
 
@@ -374,6 +376,15 @@ async fn provision_with(
     }
     let ip = machine.driver.ip().await?;
     let (ca, server_cert, server_key) = machine_certs(ctx, host, &ip, report)?;
+    // A daemon that runs already is restarted with live-restore: its containers keep running.
+    let live_restore = if probe.dockerd.is_empty() {
+        None
+    } else {
+        LiveRestore::enable(remote).await?
+    };
+    if live_restore.is_some() {
+        report.info("Live-restore is on for the restart: the containers keep running...");
+    }
     report.info("Copying certs to the remote machine...");
     remote
         .upload_set(&[
@@ -413,15 +424,20 @@ async fn provision_with(
             None,
         )
         .await?;
-    if restart.status != 0 {
-        return Err(Error::Other(format!(
+    let started = if restart.status != 0 {
+        Err(Error::Other(format!(
             "the Docker daemon of machine \"{}\" did not start with its new configuration\nLast lines of its journal:\n{}",
             host.name,
             journal_tail(remote).await
-        )));
+        )))
+    } else {
+        report.info("Checking connection to Docker...");
+        wait_for_docker(Some(remote), host, &url).await
+    };
+    if let Some(live_restore) = live_restore {
+        live_restore.disable(remote).await?;
     }
-    report.info("Checking connection to Docker...");
-    wait_for_docker(Some(remote), host, &url).await?;
+    started?;
     report.info("Docker is up and running!");
     Ok(())
 }
