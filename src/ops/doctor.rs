@@ -111,6 +111,8 @@ pub async fn doctor(ctx: &Context, names: &[String]) -> Vec<Result<Diagnosis>> {
 struct HostFacts {
     /// Host clock minus ours, in seconds.
     skew: i64,
+    /// Whether the host runs systemd (the drop-in is a systemd one; boot2docker has none).
+    systemd: bool,
     docker_active: String,
     dropin: Option<String>,
     running_args: Option<Vec<String>>,
@@ -177,7 +179,7 @@ pub async fn diagnose(ctx: &Context, name: &str) -> Result<Diagnosis> {
         ),
         Err(reason) => {
             let fix = match &facts {
-                Some(f) if f.docker_active != "active" => format!(
+                Some(f) if f.systemd && f.docker_active != "active" => format!(
                     "the docker service is {}: `{} ssh {name} sudo systemctl start docker` (its log: journalctl -u docker)",
                     f.docker_active,
                     program_name()
@@ -332,6 +334,7 @@ async fn host_facts(remote: &Remote<'_>) -> std::result::Result<HostFacts, Strin
         .parse()
         .map_err(|_| format!("the host's clock: {:?}", clock.stdout_text().trim()))?;
     let skew = host_now - (before + after) / 2;
+    let systemd = run("command -v systemctl >/dev/null").await?.status == 0;
     let active = run("systemctl is-active docker").await?;
     let dropin = run("cat /etc/systemd/system/docker.service.d/10-machine.conf").await?;
     let args = run(
@@ -340,6 +343,7 @@ async fn host_facts(remote: &Remote<'_>) -> std::result::Result<HostFacts, Strin
     .await?;
     Ok(HostFacts {
         skew,
+        systemd,
         docker_active: active.stdout_text().trim().to_string(),
         dropin: (dropin.status == 0).then(|| dropin.stdout_text()),
         running_args: (args.status == 0 && !args.stdout.is_empty()).then(|| {
@@ -353,6 +357,9 @@ async fn host_facts(remote: &Remote<'_>) -> std::result::Result<HostFacts, Strin
 }
 
 fn dropin_outcome(name: &str, facts: &HostFacts) -> Outcome {
+    if !facts.systemd {
+        return Outcome::Skipped("the host has no systemd (the drop-in is systemd's)".into());
+    }
     let provision = format!("`{} provision {name}` writes it again", program_name());
     let Some(text) = &facts.dropin else {
         return fail(format!("{DROPIN} is missing"), provision);
@@ -619,6 +626,7 @@ mod tests {
     fn the_drop_in_matches_only_the_same_flags() {
         let facts = |dropin: Option<&str>, args: Option<&[&str]>| HostFacts {
             skew: 0,
+            systemd: true,
             docker_active: "active".into(),
             dropin: dropin.map(String::from),
             running_args: args.map(|a| a.iter().map(|s| s.to_string()).collect()),
@@ -645,6 +653,14 @@ mod tests {
             panic!("a stopped dockerd must fail")
         };
         assert!(problem.contains("not running"), "{problem}");
+        let without_systemd = HostFacts {
+            systemd: false,
+            ..facts(None, None)
+        };
+        assert!(matches!(
+            dropin_outcome("m", &without_systemd),
+            Outcome::Skipped(_)
+        ));
     }
 
     #[test]
