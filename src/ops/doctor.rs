@@ -203,11 +203,11 @@ pub async fn diagnose(ctx: &Context, name: &str) -> Result<Diagnosis> {
         return Ok(d);
     }
     let skew = facts.as_ref().map(|f| f.skew);
-    if !tls_check(&mut d, &paths, &host, &engine_addr, skew).await {
+    let Some(tls) = tls_check(&mut d, &paths, &host, &engine_addr, skew).await else {
         d.skip(&["docker API"], "no TLS connection");
         return Ok(d);
-    }
-    let client = EngineClient::new(cert::client_config(&paths)?, PROBE_TIMEOUT);
+    };
+    let client = EngineClient::new(tls, PROBE_TIMEOUT);
     let api = match client.version(&url).await {
         Ok(version) => Outcome::Ok(format!(
             "Docker {version} answers the client certificate {}",
@@ -444,28 +444,44 @@ pub fn exec_start(unit: &str) -> Option<Vec<String>> {
 
 /// The TLS handshake with the store's CA and client certificate; on failure, the offered server
 /// certificate is read to say why (ended, not yet valid, a SAN without the address, another CA).
+/// The configuration that made a verified handshake is returned for the API check.
 async fn tls_check(
     d: &mut Diagnosis,
     paths: &CertPaths,
     host: &str,
     addr: &str,
     skew: Option<i64>,
-) -> bool {
+) -> Option<Arc<rustls::ClientConfig>> {
     let name = d.machine.clone();
     let regenerate = format!("`{} regenerate-certs -f {name}`", program_name());
+    // A clock off by more than the bound fails before any handshake: it explains the rest.
+    if let Some(s) = skew.filter(|s| s.abs() > MAX_SKEW_SECS) {
+        d.push(
+            "TLS handshake",
+            fail(
+                format!("the host's clock is {s:+}s off this one's: certificates look not yet valid or ended to one side"),
+                "set the clocks right (`timedatectl set-ntp true` on the host)",
+            ),
+        );
+        return None;
+    }
     let (config, offered) = match cert::recording_client_config(paths) {
         Ok(c) => c,
         Err(e) => {
-            return d.push(
+            d.push(
                 "TLS handshake",
                 fail(
                     e.to_string(),
-                    "the store's CA or client certificate is unreadable: `hoist certs` lists them",
+                    format!(
+                        "the store's CA or client certificate is unreadable: `{} certs` lists them",
+                        program_name()
+                    ),
                 ),
             );
+            return None;
         }
     };
-    let handshake = handshake(config, host, addr).await;
+    let handshake = handshake(config.clone(), host, addr).await;
     let facts = offered
         .lock()
         .ok()
@@ -474,17 +490,7 @@ async fn tls_check(
     let skew_text = skew
         .map(|s| format!("; clock skew {s:+}s"))
         .unwrap_or_default();
-    let skew_fix = "set the clocks right (`timedatectl set-ntp true` on the host)";
-    if let Some(s) = skew.filter(|s| s.abs() > MAX_SKEW_SECS) {
-        return d.push(
-            "TLS handshake",
-            fail(
-                format!("the host's clock is {s:+}s off this one's: certificates look not yet valid or ended to one side"),
-                skew_fix,
-            ),
-        );
-    }
-    match (handshake, facts) {
+    let verified = match (handshake, facts) {
         (Ok(()), Some(cert)) => d.push(
             "TLS handshake",
             Outcome::Ok(format!(
@@ -523,7 +529,8 @@ async fn tls_check(
                 "something other than dockerd with TLS answers on the engine port (plain HTTP? another service?)",
             ),
         ),
-    }
+    };
+    verified.then_some(config)
 }
 
 async fn handshake(
