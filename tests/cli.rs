@@ -622,10 +622,44 @@ fn bad_input_is_one_line_nonzero_and_changes_nothing() {
                 "--url",
                 "x",
                 "--swarm-discovery",
-                "nope",
+                "token://c1",
                 "sw",
             ],
-            "Error parsing swarm discovery: Swarm Discovery URL was in the wrong format: nope",
+            "Error: --swarm-discovery is classic Swarm, which is discontinued (its image can no longer be pulled); use Swarm mode: 'hoist create --swarm-mode-init' or '--swarm-mode-join MANAGER', or 'hoist swarm init|join'",
+        ),
+        (
+            &[
+                "create",
+                "-d",
+                "none",
+                "--url",
+                "x",
+                "--swarm",
+                "--swarm-master",
+                "sw",
+            ],
+            "Error: --swarm is classic Swarm, which is discontinued (its image can no longer be pulled); use Swarm mode: 'hoist create --swarm-mode-init' or '--swarm-mode-join MANAGER', or 'hoist swarm init|join'",
+        ),
+        (
+            &[
+                "create",
+                "-d",
+                "none",
+                "--url",
+                "x",
+                "--swarm-mode-join",
+                "ghost",
+                "sw",
+            ],
+            "Docker machine \"ghost\" does not exist. Use \"hoist ls\" to list machines. Use \"hoist create\" to add a new one.",
+        ),
+        (
+            &["swarm", "ls"],
+            "Error: no machine is in a swarm hoist knows of; name a manager: hoist swarm ls MANAGER",
+        ),
+        (
+            &["swarm", "join", "ghost", "a"],
+            "Docker machine \"ghost\" does not exist. Use \"hoist ls\" to list machines. Use \"hoist create\" to add a new one.",
         ),
         (
             &["inspect", "ghost"],
@@ -945,9 +979,6 @@ fn create_records_engine_swarm_and_tls_flags() {
         "vfs",
         "--tls-san",
         "web.test",
-        "--swarm",
-        "--swarm-discovery",
-        "token://abc",
         "--swarm-strategy",
         "binpack",
         "flags",
@@ -979,7 +1010,7 @@ fn create_records_engine_swarm_and_tls_flags() {
         f(
             "{{.HostOptions.SwarmOptions.IsSwarm}} {{.HostOptions.SwarmOptions.Agent}} {{.HostOptions.SwarmOptions.Discovery}} {{.HostOptions.SwarmOptions.Strategy}}"
         ),
-        "true true token://abc binpack\n"
+        "false false  binpack\n"
     );
 }
 
@@ -1351,12 +1382,24 @@ fn classic_swarm_records_env_config_and_the_swarm_filter() {
         "token://c1",
     ];
     let agent = ["--swarm", "--swarm-discovery", "token://c1"];
-    let url = daemon.url();
+    // Records as docker-machine 0.16.2 wrote them with these flags (hoist refuses them in create).
     let create = |name: &str, swarm: &[&str]| {
-        let mut args = vec!["create", "-d", "none", "--url", url.as_str()];
-        args.extend_from_slice(swarm);
-        args.push(name);
-        sb.ok(&args);
+        sb.create_none(name, &daemon.url());
+        let path = sb
+            .store_path()
+            .join("machines")
+            .join(name)
+            .join("config.json");
+        let mut record: serde_json::Value =
+            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+        let options = &mut record["HostOptions"]["SwarmOptions"];
+        options["IsSwarm"] = (!swarm.is_empty()).into();
+        options["Agent"] = swarm.contains(&"--swarm").into();
+        options["Master"] = swarm.contains(&"--swarm-master").into();
+        if let Some(i) = swarm.iter().position(|f| *f == "--swarm-discovery") {
+            options["Discovery"] = swarm[i + 1].into();
+        }
+        fs::write(&path, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
     };
     create("boss", &master);
     create("node", &agent);

@@ -6,19 +6,8 @@ mod common;
 use std::fs;
 use std::process::{Command, Output};
 
-use common::lab::{self, LabHost, Variant};
-use common::{Sandbox, shell, stderr, stdout};
-
-fn shell_ok(sb: &Sandbox, script: &str) -> String {
-    let out = shell(sb, script);
-    assert!(
-        out.status.success(),
-        "{script}\nstdout: {}\nstderr: {}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
-}
+use common::lab::{self, LabHost, Variant, create_generic, created};
+use common::{Sandbox, shell, shell_ok, stderr, stdout};
 
 /// The daemon's name as the real docker CLI reports it after `eval $(hoist env NAME)`.
 fn docker_info_name(sb: &Sandbox, machine: &str) -> String {
@@ -26,31 +15,6 @@ fn docker_info_name(sb: &Sandbox, machine: &str) -> String {
         sb,
         &format!("eval $(hoist env {machine}) && docker info --format '{{{{.Name}}}}'"),
     )
-}
-
-fn create_generic(sb: &Sandbox, host: &LabHost, name: &str, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "create",
-        "-d",
-        "generic",
-        "--generic-ip-address",
-        &host.ip,
-        "--generic-ssh-key",
-        host.key.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    args.push(name);
-    sb.run(&args)
-}
-
-fn created(sb: &Sandbox, host: &LabHost, name: &str, extra: &[&str]) {
-    let out = create_generic(sb, host, name, extra);
-    assert!(
-        out.status.success(),
-        "create failed:\n{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
 }
 
 /// Runs a command on a lab host with the system ssh and the lab key, `stdin` from a file.
@@ -743,20 +707,8 @@ fn eight_parallel_creates_on_eight_hosts() {
         .iter()
         .enumerate()
         .map(|(i, h)| {
-            let (name, key) = (format!("p{i}"), h.key_str());
-            sb.spawn(
-                &[
-                    "create",
-                    "-d",
-                    "generic",
-                    "--generic-ip-address",
-                    &h.ip,
-                    "--generic-ssh-key",
-                    &key,
-                    &name,
-                ],
-                true,
-            )
+            let args = lab::generic_args(h, &format!("p{i}"));
+            sb.spawn(&args.iter().map(String::as_str).collect::<Vec<_>>(), true)
         })
         .collect();
     assert_eq!(common::wait_all_creating_one_ca(children), 1);
@@ -1095,19 +1047,8 @@ fn the_first_hour_on_a_stock_host() {
     );
 
     // Ctrl-C during a create names the machine left unfinished, which provision finishes.
-    let mut child = sb.spawn(
-        &[
-            "create",
-            "-d",
-            "generic",
-            "--generic-ip-address",
-            &host.ip,
-            "--generic-ssh-key",
-            &host.key_str(),
-            "intr",
-        ],
-        true,
-    );
+    let args = lab::generic_args(&host, "intr");
+    let mut child = sb.spawn(&args.iter().map(String::as_str).collect::<Vec<_>>(), true);
     let started = std::time::Instant::now();
     loop {
         let lifecycle = sb.store().load("intr").map(|h| h.lifecycle());

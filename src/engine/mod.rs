@@ -1,5 +1,6 @@
 //! The Docker Engine API over mutual TLS, as much as hoist needs: `GET /_ping` and
-//! `GET /version` — unversioned paths, which every daemon answers.
+//! `GET /version` — unversioned paths, which every daemon answers — and, in [`swarm`], the
+//! swarm, node and info endpoints.
 //!
 //! HTTP/1.1 is hyper's (`client::conn::http1`, a maintained and fuzzed implementation) over the
 //! TLS streams hoist opens itself; hoist keeps its own pool of kept-alive connections per daemon,
@@ -12,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::Method;
 use hyper::client::conn::http1::SendRequest;
 use rustls::pki_types::ServerName;
 use serde_json::Value;
@@ -21,6 +23,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
 use crate::cert::CertPaths;
+
+pub mod swarm;
 
 /// What can go wrong talking to a daemon.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +42,13 @@ pub enum EngineError {
     Tls(String),
     #[error("{addr}: unexpected answer from the Docker daemon: {detail}")]
     Protocol { addr: String, detail: String },
+    /// The daemon answered with an error status; `message` is its own words.
+    #[error("{addr}: unexpected answer from the Docker daemon: HTTP {status}: {message}")]
+    Refused {
+        addr: String,
+        status: u16,
+        message: String,
+    },
 }
 
 /// Host and port of a `tcp://host:port` URL, e.g. `("192.0.2.1", 2376)`.
@@ -93,7 +104,7 @@ struct ConnectionPool {
 }
 
 /// A kept-alive HTTP/1.1 connection to a daemon.
-type Connection = SendRequest<Empty<Bytes>>;
+type Connection = SendRequest<Full<Bytes>>;
 
 struct DaemonConnections {
     slots: Arc<Semaphore>,
@@ -138,6 +149,14 @@ impl EngineClient {
             timeout,
             exchanges: Arc::new(Semaphore::new(CONCURRENT_EXCHANGES)),
             pool: Default::default(),
+        }
+    }
+
+    /// The same client (its TLS configuration and connections) with another timeout.
+    pub fn with_timeout(&self, timeout: Duration) -> EngineClient {
+        EngineClient {
+            timeout,
+            ..self.clone()
         }
     }
 
@@ -213,43 +232,86 @@ impl EngineClient {
     /// `GET path`: the headers and body of a 200 answer. Reuses an idle connection to the same
     /// daemon when there is one (a new one if the daemon has closed it meanwhile).
     pub async fn get(&self, url: &str, path: &str) -> Result<HttpResponse, EngineError> {
+        self.request(Method::GET, url, path, None).await
+    }
+
+    /// `POST path` with a JSON body (or none): the answer of a 2xx status.
+    pub async fn post(
+        &self,
+        url: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<HttpResponse, EngineError> {
+        let body = body.map(|b| b.to_string().into_bytes());
+        self.request(Method::POST, url, path, body).await
+    }
+
+    /// `DELETE path`: the answer of a 2xx status.
+    pub async fn delete(&self, url: &str, path: &str) -> Result<HttpResponse, EngineError> {
+        self.request(Method::DELETE, url, path, None).await
+    }
+
+    /// One request and its 2xx answer. A `GET` may go over an idle connection (retried on a new
+    /// one when the daemon had closed it); any other method, which must not be sent twice, always
+    /// opens a new connection.
+    async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<HttpResponse, EngineError> {
         let (host, addr) = host_and_addr(url)?;
         let slots = self.pool().slots(&addr);
         let _connection_slot = slots
             .acquire_owned()
             .await
             .map_err(|e| EngineError::Tls(e.to_string()))?;
-        let idle = self.pool().take(&addr);
-        if let Some(mut sender) = idle.filter(|s| !s.is_closed()) {
-            let _permit = self.exchange_slot().await?;
-            // An error here means the daemon closed the idle connection: a new one below.
-            if sender.ready().await.is_ok()
-                && let Ok(answer) = self.round_trip(&mut sender, &addr, path).await
-            {
-                return self.answer(&addr, sender, answer);
+        if method == Method::GET {
+            let idle = self.pool().take(&addr);
+            if let Some(mut sender) = idle.filter(|s| !s.is_closed()) {
+                let _permit = self.exchange_slot().await?;
+                // An error here means the daemon closed the idle connection: a new one below.
+                if sender.ready().await.is_ok()
+                    && let Ok(answer) = self
+                        .round_trip(&mut sender, &addr, Method::GET, path, None)
+                        .await
+                {
+                    return self.answer(&addr, sender, answer);
+                }
             }
         }
         let (mut sender, _permit) = self.connect(&host, &addr).await?;
-        let answer = self.round_trip(&mut sender, &addr, path).await?;
+        let answer = self
+            .round_trip(&mut sender, &addr, method, path, body)
+            .await?;
         self.answer(&addr, sender, answer)
     }
 
-    /// Sends `GET path` and reads the whole answer (its body up to [`MAX_BODY`]), within the
+    /// Sends the request and reads the whole answer (its body up to [`MAX_BODY`]), within the
     /// client's timeout.
     async fn round_trip(
         &self,
         sender: &mut Connection,
         addr: &str,
+        method: Method,
         path: &str,
+        body: Option<Vec<u8>>,
     ) -> Result<(u16, Vec<(String, String)>, Vec<u8>), EngineError> {
-        let request = hyper::Request::get(path)
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
             .header(hyper::header::HOST, addr)
             .header(
                 hyper::header::USER_AGENT,
                 concat!("hoist/", env!("CARGO_PKG_VERSION")),
             )
-            .header(hyper::header::ACCEPT, "application/json")
-            .body(Empty::<Bytes>::new())
+            .header(hyper::header::ACCEPT, "application/json");
+        if body.is_some() {
+            request = request.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| EngineError::Protocol {
                 addr: addr.to_string(),
                 detail: e.to_string(),
@@ -304,8 +366,8 @@ impl EngineClient {
         self.pool.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A 200 answer, keeping the connection for reuse; any other status is an error with the
-    /// daemon's words, fit for a terminal.
+    /// A 2xx answer, keeping the connection for reuse; any other status is an error with the
+    /// daemon's words (the `message` of its JSON error), fit for a terminal.
     fn answer(
         &self,
         addr: &str,
@@ -313,11 +375,15 @@ impl EngineClient {
         (status, headers, body): (u16, Vec<(String, String)>, Vec<u8>),
     ) -> Result<HttpResponse, EngineError> {
         self.pool().put(addr, sender);
-        if status != 200 {
-            let text = String::from_utf8_lossy(&body);
-            return Err(EngineError::Protocol {
+        if !(200..300).contains(&status) {
+            let message = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).to_string());
+            return Err(EngineError::Refused {
                 addr: addr.to_string(),
-                detail: format!("HTTP {status}: {}", printable(text.trim())),
+                status,
+                message: printable(message.trim()),
             });
         }
         Ok(HttpResponse { headers, body })

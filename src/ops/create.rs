@@ -131,19 +131,24 @@ pub fn new_host(
     Ok(host)
 }
 
-fn check_swarm_discovery(discovery: &str) -> Result<()> {
-    if discovery.is_empty() {
-        return Ok(());
-    }
-    let ok = discovery
-        .split_once("://")
-        .is_some_and(|(scheme, _)| !scheme.contains(':'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Usage(format!(
-            "Error parsing swarm discovery: Swarm Discovery URL was in the wrong format: {discovery}"
-        )))
+/// Refuses docker-machine's classic Swarm flags: that Swarm is discontinued (its image cannot
+/// be pulled any more); Swarm mode replaces it.
+fn refuse_classic_swarm(s: &SwarmFlags) -> Result<()> {
+    let used = [
+        ("--swarm", s.agent),
+        ("--swarm-master", s.master),
+        ("--swarm-discovery", !s.discovery.is_empty()),
+        ("--swarm-opt", !s.opts.is_empty()),
+        ("--swarm-join-opt", !s.join_opts.is_empty()),
+        ("--swarm-addr", !s.addr.is_empty()),
+        ("--swarm-experimental", s.experimental),
+    ];
+    match used.iter().find(|(_, used)| *used) {
+        None => Ok(()),
+        Some((flag, _)) => Err(Error::Usage(format!(
+            "Error: {flag} is classic Swarm, which is discontinued (its image can no longer be pulled); use Swarm mode: '{p} create --swarm-mode-init' or '--swarm-mode-join MANAGER', or '{p} swarm init|join'",
+            p = crate::context::program_name()
+        ))),
     }
 }
 
@@ -173,7 +178,7 @@ pub async fn create(
 /// The new machine's record from the driver's flags.
 async fn prepare(ctx: &Context, opts: &CreateOptions, driver: &mut dyn Driver) -> Result<Host> {
     validate_name(&opts.name).map_err(|e| Error::Other(format!("Error creating machine: {e}")))?;
-    check_swarm_discovery(&opts.swarm.discovery)?;
+    refuse_classic_swarm(&opts.swarm)?;
     let root = ctx.store.root().to_string_lossy().to_string();
     let flags_error = |e: driver::DriverError| {
         Error::Other(format!(

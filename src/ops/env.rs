@@ -121,9 +121,10 @@ pub async fn env(ctx: &Context, name: Option<&str>, opts: &EnvOptions) -> Result
         let name = name.ok_or_else(|| {
             Error::Usage("Error: Expected one machine name as an argument".into())
         })?;
+        let (name, swarm) = &swarm_target(ctx, name, opts.swarm).await?;
         let machine = Machine::load(ctx, name).await?;
         let cert_path = ctx.store.machine_dir(name);
-        let url = checked_url(&machine, &cert_path, opts.swarm, !opts.no_check)
+        let url = checked_url(&machine, &cert_path, *swarm, !opts.no_check)
             .await
             .map_err(|e| Error::Other(format!("Error checking TLS connection: {e}")));
         let ip = if opts.no_proxy {
@@ -155,11 +156,21 @@ pub async fn env(ctx: &Context, name: Option<&str>, opts: &EnvOptions) -> Result
     Ok(out)
 }
 
+/// The machine whose daemon `--swarm` means, and whether that is a classic swarm master's:
+/// for a Swarm-mode node, a manager of its swarm that answers (the node itself if it is one).
+async fn swarm_target(ctx: &Context, name: &str, swarm: bool) -> Result<(String, bool)> {
+    if swarm && let Some(manager) = super::swarm_mode::reachable_manager(ctx, name).await? {
+        return Ok((manager, false));
+    }
+    Ok((name.to_string(), swarm))
+}
+
 /// Renders `config`: the docker CLI flags that reach the machine.
 pub async fn config(ctx: &Context, name: &str, swarm: bool) -> Result<String> {
+    let (name, swarm) = &swarm_target(ctx, name, swarm).await?;
     let machine = Machine::load(ctx, name).await?;
     let dir = ctx.store.machine_dir(name);
-    let url = checked_url(&machine, &dir, swarm, true).await;
+    let url = checked_url(&machine, &dir, *swarm, true).await;
     machine.close().await;
     let url =
         url.map_err(|e| Error::Other(format!("Error running connection boilerplate: {e}")))?;

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::format::{natsort, tabwriter::TabWriter, template};
 use crate::report::{DebugOnly, Reporter};
 
-use super::swarm;
+use super::{swarm, swarm_mode};
 use crate::store::config::{Host, Lifecycle, SwarmOptions};
 
 /// docker-machine's default `ls` format.
@@ -77,10 +77,14 @@ impl Filters {
         let any = |list: &[String], f: &dyn Fn(&str) -> bool| {
             list.is_empty() || list.iter().any(|v| f(v))
         };
-        let swarm_master = masters.get(&host.host_options.swarm_options.discovery);
+        // A classic swarm is named by its master, a Swarm-mode one by its first manager.
+        let swarm_name = masters
+            .get(&host.host_options.swarm_options.discovery)
+            .map(String::as_str)
+            .or(host.swarm_cluster());
         any(&self.driver, &|v| v.eq_ignore_ascii_case(&host.driver_name))
             && any(&self.swarm, &|v| {
-                swarm_master.is_some_and(|m| m.eq_ignore_ascii_case(v))
+                swarm_name.is_some_and(|m| m.eq_ignore_ascii_case(v))
             })
             && self.matches_name(&host.name)
             && (self.label.is_empty()
@@ -427,7 +431,9 @@ pub async fn query_all(
                 };
                 match tokio::time::timeout_at(deadline, query).await {
                     Ok(mut item) => {
-                        item.swarm = swarm;
+                        if item.swarm.is_empty() {
+                            item.swarm = swarm;
+                        }
                         item
                     }
                     Err(_) => ListItem::timed_out(&name, &driver_name, timeout),
@@ -522,6 +528,9 @@ async fn query_host(host: Arc<Host>, q: Query) -> ListItem {
         );
     }
     if item.state == State::Running {
+        if let (Some(cluster), Ok(client)) = (host.swarm_cluster(), &q.engine) {
+            item.swarm = swarm_mode::ls_column(client, &item.url, cluster).await;
+        }
         let swarm = &host.host_options.swarm_options;
         item.active_host = item.url == q.docker_host;
         item.active_swarm = swarm.master

@@ -13,6 +13,7 @@ pub mod rm;
 pub mod session;
 pub mod ssh;
 pub mod swarm;
+pub mod swarm_mode;
 
 use std::future::Future;
 use std::sync::Arc;

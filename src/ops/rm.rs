@@ -6,14 +6,38 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::store::StoreError;
 
-/// Removes one machine under its lock. With `force`, a record that does not load or a driver
-/// that fails to remove is still removed from the store; what failed is returned as warnings.
-pub async fn remove_one(ctx: &Context, name: &str, force: bool) -> Result<Vec<String>> {
+/// `rm` options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RmOptions {
+    /// Remove the record even when the machine cannot be removed (or taken out of its swarm);
+    /// also lets the last manager of a swarm go.
+    pub force: bool,
+    /// Leave a Swarm-mode node in its swarm.
+    pub keep_swarm_node: bool,
+}
+
+/// Removes one machine under its lock: a Swarm-mode node is first taken out of its swarm
+/// (drained, left, removed from the node list). With `force`, a record that does not load or a
+/// driver that fails to remove is still removed from the store; what failed is returned as
+/// warnings.
+pub async fn remove_one(ctx: &Context, name: &str, opts: RmOptions) -> Result<Vec<String>> {
+    let force = opts.force;
     let _lock = super::lock_machine(ctx, name).await?;
     let mut warnings = Vec::new();
     let mut context = None;
     match ctx.store.load(name) {
         Ok(host) => {
+            if host.swarm_cluster().is_some() && !opts.keep_swarm_node {
+                match super::swarm_mode::take_out(ctx, name, force).await {
+                    Ok(_) => {}
+                    Err(e) if !force => {
+                        return Err(Error::Other(format!(
+                            "{e} (or keep it in the swarm with --keep-swarm-node)"
+                        )));
+                    }
+                    Err(e) => warnings.push(format!("Error removing host \"{name}\": {e}")),
+                }
+            }
             context = Some(host.clone());
             let removed = async {
                 let mut machine = Machine::open(ctx, host).await?;
@@ -41,11 +65,15 @@ pub async fn remove_one(ctx: &Context, name: &str, force: bool) -> Result<Vec<St
 }
 
 /// Removes each machine; returns the lines for stdout (successes) and for stderr (failures).
-pub async fn remove(ctx: &Context, names: &[String], force: bool) -> (Vec<String>, Vec<String>) {
+pub async fn remove(
+    ctx: &Context,
+    names: &[String],
+    opts: RmOptions,
+) -> (Vec<String>, Vec<String>) {
     let ctx2 = ctx.clone();
     let results = super::for_each_machine(names, move |name| {
         let ctx = ctx2.clone();
-        async move { remove_one(&ctx, &name, force).await }
+        async move { remove_one(&ctx, &name, opts).await }
     })
     .await;
     let mut done = Vec::new();

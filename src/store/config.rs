@@ -195,6 +195,10 @@ pub struct HoistRecord {
         skip_serializing_if = "String::is_empty"
     )]
     pub ssh_host_key: String,
+    /// The Swarm-mode cluster hoist joined this machine to: the name of the machine the swarm
+    /// was initialised on. The role is the daemon's to say; no token is ever stored.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub swarm_cluster: String,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -219,8 +223,17 @@ impl Host {
             state: Lifecycle::Running,
             error: String::new(),
             ssh_host_key: String::new(),
+            swarm_cluster: String::new(),
             extra: Map::new(),
         })
+    }
+
+    /// The Swarm-mode cluster hoist joined this machine to, if any.
+    pub fn swarm_cluster(&self) -> Option<&str> {
+        self.hoist
+            .as_ref()
+            .map(|h| h.swarm_cluster.as_str())
+            .filter(|c| !c.is_empty())
     }
 
     /// Records a lifecycle step (and the error when it failed).

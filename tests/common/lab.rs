@@ -7,6 +7,8 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+
+use super::{Sandbox, stderr, stdout};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -159,6 +161,43 @@ impl Drop for LabHost {
     fn drop(&mut self) {
         let _ = lab(&["rm", &self.name]);
     }
+}
+
+/// The arguments of `hoist create -d generic` of machine `name` on a lab host.
+pub fn generic_args(host: &LabHost, name: &str) -> Vec<String> {
+    [
+        "create",
+        "-d",
+        "generic",
+        "--generic-ip-address",
+        &host.ip,
+        "--generic-ssh-key",
+        &host.key_str(),
+        name,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `hoist create -d generic` of a machine on a lab host, with `extra` flags.
+pub fn create_generic(sb: &Sandbox, host: &LabHost, name: &str, extra: &[&str]) -> Output {
+    let mut args = generic_args(host, name);
+    args.splice(
+        args.len() - 1..args.len() - 1,
+        extra.iter().map(|e| e.to_string()),
+    );
+    sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// [`create_generic`], which must succeed.
+pub fn created(sb: &Sandbox, host: &LabHost, name: &str, extra: &[&str]) {
+    let out = create_generic(sb, host, name, extra);
+    assert!(
+        out.status.success(),
+        "create failed:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
 }
 
 /// A tarball with a static busybox as `/bin/busybox` and `/bin/sh`, for `docker import`.

@@ -179,6 +179,18 @@ impl Sandbox {
     }
 }
 
+/// Runs a bash script as [`shell`] does; panics unless it succeeds; its stdout.
+pub fn shell_ok(sb: &Sandbox, script: &str) -> String {
+    let out = shell(sb, script);
+    assert!(
+        out.status.success(),
+        "{script}\nstdout: {}\nstderr: {}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
 /// Runs a bash script with the sandbox's environment and hoist on the PATH as `hoist`.
 pub fn shell(sb: &Sandbox, script: &str) -> Output {
     let bin = sb.dir.path().join("bin");

@@ -12,6 +12,7 @@ use hoist::context::{Context, ENV_DRIVER, program_name};
 use hoist::driver::{self, Driver, DriverEnv, Flag, FlagKind, FlagValue, FlagValues};
 use hoist::error::{Error, Result};
 use hoist::ops::create::{self, CreateOptions, EngineFlags, SwarmFlags};
+use hoist::ops::swarm_mode;
 use hoist::provision::InstallMethod;
 use hoist::report::Reporter;
 
@@ -83,6 +84,20 @@ pub struct Args {
     /// Enable Swarm experimental features
     #[arg(long)]
     swarm_experimental: bool,
+    /// Start a Swarm-mode swarm with the new machine as its first manager
+    #[arg(long, conflicts_with = "swarm_mode_join")]
+    swarm_mode_init: bool,
+    /// Join the new machine to the Swarm-mode swarm that MANAGER (a machine) manages
+    #[arg(long, value_name = "MANAGER")]
+    swarm_mode_join: Option<String>,
+    /// The role the new machine joins its swarm as
+    #[arg(
+        long,
+        value_enum,
+        default_value = "worker",
+        requires = "swarm_mode_join"
+    )]
+    swarm_mode_role: super::swarm::RoleArg,
     /// Support extra SANs for TLS certs
     #[arg(long)]
     tls_san: Vec<String>,
@@ -341,7 +356,13 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
             }));
         }
     };
-    let install_method = match InstallMethod::parse(&args.engine_install_method) {
+    let checked = InstallMethod::parse(&args.engine_install_method).and_then(|method| match &args
+        .swarm_mode_join
+    {
+        Some(manager) => ctx.store.load(manager).map(|_| method).map_err(Error::from),
+        None => Ok(method),
+    });
+    let install_method = match checked {
         Ok(m) => m,
         Err(e) => {
             driver.close().await;
@@ -386,6 +407,28 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
         println!(
             "Docker context \"{written}\" reaches machine \"{name}\": docker --context {written} info"
         );
+    }
+    let swarm = if args.swarm_mode_init {
+        swarm_mode::init(ctx, &name, &Default::default()).await
+    } else if let Some(manager) = &args.swarm_mode_join {
+        let role = args.swarm_mode_role.into();
+        let joined = swarm_mode::join(ctx, manager, std::slice::from_ref(&name), role).await;
+        joined.and_then(|mut results| results.remove(0))
+    } else {
+        return Ok(0);
+    };
+    match swarm {
+        Ok(message) => println!("{message}"),
+        Err(e) => {
+            return Err(Error::Other(format!(
+                "machine \"{name}\" was created, but not added to a swarm: {e}; retry with '{} swarm {}'",
+                program_name(),
+                match &args.swarm_mode_join {
+                    Some(manager) => format!("join {manager} {name}"),
+                    None => format!("init {name}"),
+                }
+            )));
+        }
     }
     Ok(0)
 }

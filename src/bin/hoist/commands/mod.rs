@@ -19,6 +19,7 @@ mod rm;
 mod scp;
 mod ssh;
 mod status;
+mod swarm;
 mod upgrade;
 mod url;
 mod use_context;
@@ -211,6 +212,8 @@ pub enum Command {
     Certs(certs::Args),
     /// Check why machines are (un)reachable: one line per check, with the fix
     Doctor(doctor::Args),
+    /// Swarm-mode clusters of machines: init, join, ls, leave, promote, demote
+    Swarm(swarm::Args),
     /// Write docker CLI contexts for machines (docker --context NAME)
     Context(context::Args),
     /// Make a machine's docker context the current one (--unset: back to default)
@@ -247,7 +250,7 @@ pub fn traits(name: Option<&str>) -> Traits {
     let (multi_thread, live, info_to_stderr) = match name.unwrap_or("") {
         "create" | "provision" | "regenerate-certs" => (true, true, false),
         "restart" | "start" | "stop" | "kill" | "upgrade" => (false, true, false),
-        "ls" | "active" | "doctor" => (true, false, false),
+        "ls" | "active" | "doctor" | "swarm" => (true, false, false),
         "env" | "config" => (false, false, true),
         _ => (false, false, false),
     };
@@ -307,6 +310,7 @@ pub async fn run(command: Command, ctx: &Context, printer: &Printer) -> Result<u
         Command::Version(a) => version::exec(a, ctx).await,
         Command::Certs(a) => certs::exec(a, ctx),
         Command::Doctor(a) => doctor::exec(a, ctx).await,
+        Command::Swarm(a) => swarm::exec(a, ctx).await,
         Command::Context(a) => context::exec(a, ctx).await,
         Command::Use(a) => use_context::exec(a, ctx).await,
         Command::Completion(a) => completion::exec(a),

@@ -12,6 +12,9 @@ pub struct Args {
     /// Assumes automatic yes to proceed with remove, without prompting further user confirmation
     #[arg(short = 'y')]
     yes: bool,
+    /// Leave a Swarm-mode node in its swarm (by default it is drained and taken out first)
+    #[arg(long)]
+    keep_swarm_node: bool,
     names: Vec<String>,
 }
 
@@ -26,7 +29,11 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     if !(args.force || args.yes || super::confirm("Are you sure?")?) {
         return Ok(0);
     }
-    let (done, failed) = rm::remove(ctx, &args.names, args.force).await;
+    let opts = rm::RmOptions {
+        force: args.force,
+        keep_swarm_node: args.keep_swarm_node,
+    };
+    let (done, failed) = rm::remove(ctx, &args.names, opts).await;
     for line in &done {
         println!("{line}");
     }
