@@ -1552,6 +1552,18 @@ fn doctor_names_each_broken_part_of_a_machine() {
     assert!(line.contains("dockerd is not running"), "{line}");
     host.sh("systemctl start docker");
 
+    // The host's clock an hour ahead, as its `date` reports it over SSH (a wrapper first on the
+    // PATH: `date -s` would move the kernel clock every lab host and this machine share).
+    host.sh("printf '#!/bin/sh\\nexec /bin/date -d @$(( $(/bin/date +%%s) + 3600 )) \"$@\"\\n' > /usr/local/bin/date && chmod +x /usr/local/bin/date");
+    let (code, line) = doctor_line(&sb, "doc", "TLS handshake");
+    assert_eq!(code, 1);
+    assert!(
+        line.contains("the host's clock is +3") && line.contains("timedatectl set-ntp true"),
+        "{line}"
+    );
+    host.sh("rm /usr/local/bin/date");
+    assert!(sb.run(&["doctor", "doc"]).status.success());
+
     // A server certificate without the address, then one that has ended.
     let regenerated_ok = |sb: &Sandbox| {
         sb.ok(&["regenerate-certs", "-f", "doc"]);
