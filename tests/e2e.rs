@@ -1701,3 +1701,52 @@ fn regenerate_certs_keeps_the_containers_running_and_the_hosts_daemon_json() {
         format!("{}\n", host.sh("hostname").trim())
     );
 }
+
+#[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
+fn an_exported_machine_runs_containers_from_another_store() {
+    lab::require();
+    let host = LabHost::start(Variant::Docker, false);
+    let a = Sandbox::new();
+    created(&a, &host, "web", &[]);
+    let tar = lab::busybox_tarball(a.dir.path());
+    let hello = |sb: &Sandbox, name: &str| {
+        shell_ok(
+            sb,
+            &format!(
+                "eval $(hoist env {name}) && docker import {} bb:1 >/dev/null && docker run --rm bb:1 busybox echo hello-from-{name}",
+                tar.display()
+            ),
+        )
+    };
+    // Into a store with a CA of its own: the machine keeps its CA, SSH key and pinned host key.
+    let b = Sandbox::new();
+    b.create_none("local", "tcp://127.0.0.1:1");
+    let plain = b.dir.path().join("web.tar");
+    a.ok(&["export", "web", "-o", plain.to_str().unwrap()]);
+    b.ok(&["import", plain.to_str().unwrap(), "--name", "moved"]);
+    assert_eq!(hello(&b, "moved"), "hello-from-moved\n");
+    assert_eq!(b.ok(&["ssh", "moved", "echo", "ssh-ok"]), "ssh-ok\n");
+    let err = b.fails(&["regenerate-certs", "-f", "moved"]);
+    assert!(err.contains("imported without --with-ca"), "{err}");
+
+    // Encrypted with the CA, into a fresh store: certificates can be regenerated there.
+    let mut a = a;
+    a.set("HOIST_PASSPHRASE", "lab secret");
+    let sealed = a.dir.path().join("web.tar.age");
+    a.ok(&[
+        "export",
+        "--with-ca",
+        "--passphrase",
+        "web",
+        "-o",
+        sealed.to_str().unwrap(),
+    ]);
+    let mut c = Sandbox::new();
+    c.set("HOIST_PASSPHRASE", "lab secret");
+    c.ok(&["import", sealed.to_str().unwrap()]);
+    c.ok(&["regenerate-certs", "-f", "web"]);
+    assert_eq!(hello(&c, "web"), "hello-from-web\n");
+    // The original store still reaches it: the CA did not change.
+    assert_eq!(docker_info_name(&a, "web"), docker_info_name(&c, "web"));
+}

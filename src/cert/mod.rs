@@ -49,6 +49,9 @@ pub enum CertError {
     Store(#[from] crate::store::StoreError),
     #[error("TLS setup failed: {0}")]
     Tls(String),
+    /// The CA key is not in this store (a machine imported without `--with-ca`).
+    #[error("the CA key {} is not in this store (the machine was imported without --with-ca): its certificates can only be regenerated where its CA is", path.display())]
+    NoCaKey { path: PathBuf },
 }
 
 /// Paths of the CA and client certificate a machine uses (its `AuthOptions`).
@@ -360,7 +363,12 @@ fn rsa_pkcs1_to_pkcs8(pkcs1: &[u8]) -> Vec<u8> {
 }
 
 fn load_issuer(paths: &CertPaths) -> Result<Issuer<'static, KeyPair>, CertError> {
-    let key = load_key_pair(&paths.ca_key)?;
+    let key = load_key_pair(&paths.ca_key).map_err(|e| match e {
+        CertError::Read { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+            CertError::NoCaKey { path }
+        }
+        e => e,
+    })?;
     let pem = fs::read_to_string(&paths.ca_cert).map_err(|source| CertError::Read {
         path: paths.ca_cert.clone(),
         source,

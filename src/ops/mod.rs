@@ -1,5 +1,6 @@
 //! The operations behind the commands; each takes an options struct and the [`Context`].
 
+pub mod archive;
 pub mod certs;
 pub mod create;
 pub mod docker_context;

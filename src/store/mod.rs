@@ -218,8 +218,18 @@ impl Store {
     }
 
     /// Writes the first record of a new machine: its directory is built aside and renamed into
-    /// place, so a machine appears whole. Only `create` makes machines.
+    /// place, so a machine appears whole.
     pub fn create(&self, host: &Host) -> Result<(), StoreError> {
+        self.create_with_files(host, &[])
+    }
+
+    /// [`Store::create`] with more files in the machine's directory (name, content; mode 0600),
+    /// all in place before the machine appears.
+    pub fn create_with_files(
+        &self,
+        host: &Host,
+        files: &[(String, Vec<u8>)],
+    ) -> Result<(), StoreError> {
         let json = self.record_json(host)?;
         let dir = self.machine_dir(&host.name);
         if dir.exists() {
@@ -234,6 +244,10 @@ impl Store {
         let staging = machines.join(format!(".{}.new{}", host.name, std::process::id()));
         let _ = fs::remove_dir_all(&staging);
         fsutil::create_dir_all(&staging, 0o700).map_err(write_err(&staging))?;
+        for (name, content) in files {
+            let staged = staging.join(name);
+            fsutil::write_atomic(&staged, content, 0o600).map_err(write_err(&staged))?;
+        }
         let staged = staging.join(layout::CONFIG_JSON);
         fsutil::write_atomic(&staged, &json, 0o600).map_err(write_err(&staged))?;
         fs::rename(&staging, &dir).map_err(write_err(&dir))?;

@@ -8,6 +8,8 @@ mod context;
 pub mod create;
 mod doctor;
 mod env;
+mod export;
+mod import;
 mod inspect;
 mod ip;
 mod ls;
@@ -214,6 +216,10 @@ pub enum Command {
     Doctor(doctor::Args),
     /// Swarm-mode clusters of machines: init, join, ls, leave, promote, demote
     Swarm(swarm::Args),
+    /// Write a machine (record, certificates, SSH key) as one archive for another store
+    Export(export::Args),
+    /// Recreate a machine from an export archive
+    Import(import::Args),
     /// Write docker CLI contexts for machines (docker --context NAME)
     Context(context::Args),
     /// Make a machine's docker context the current one (--unset: back to default)
@@ -311,6 +317,8 @@ pub async fn run(command: Command, ctx: &Context, printer: &Printer) -> Result<u
         Command::Certs(a) => certs::exec(a, ctx),
         Command::Doctor(a) => doctor::exec(a, ctx).await,
         Command::Swarm(a) => swarm::exec(a, ctx).await,
+        Command::Export(a) => export::exec(a, ctx).await,
+        Command::Import(a) => import::exec(a, ctx),
         Command::Context(a) => context::exec(a, ctx).await,
         Command::Use(a) => use_context::exec(a, ctx).await,
         Command::Completion(a) => completion::exec(a),
@@ -450,6 +458,61 @@ pub fn print_text(text: &str) -> Result<u8> {
         .and_then(|_| out.flush())
         .map_err(|e| Error::Other(format!("cannot write output: {e}")))?;
     Ok(0)
+}
+
+/// The passphrase of an archive: `$HOIST_PASSPHRASE`, else asked on the terminal without echo
+/// (twice, to confirm, for a new one).
+pub fn passphrase(confirm: bool) -> Result<String> {
+    if let Ok(secret) = std::env::var(ENV_PASSPHRASE) {
+        return match secret.is_empty() {
+            true => Err(Error::Other(format!("{ENV_PASSPHRASE} is empty"))),
+            false => Ok(secret),
+        };
+    }
+    let first = ask_secret("Passphrase: ")?;
+    if first.is_empty() {
+        return Err(Error::Other("an empty passphrase encrypts nothing".into()));
+    }
+    if confirm && ask_secret("Passphrase again: ")? != first {
+        return Err(Error::Other("the passphrases differ".into()));
+    }
+    Ok(first)
+}
+
+/// Where scripts give an archive's passphrase.
+const ENV_PASSPHRASE: &str = "HOIST_PASSPHRASE";
+
+/// One line read from the terminal with its echo off.
+fn ask_secret(prompt: &str) -> Result<String> {
+    use std::io::{BufRead, Write};
+    use std::os::fd::AsRawFd;
+    let no_tty = |e: std::io::Error| {
+        Error::Other(format!(
+            "cannot ask for the passphrase ({e}): set {ENV_PASSPHRASE}"
+        ))
+    };
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .map_err(no_tty)?;
+    let fd = tty.as_raw_fd();
+    // SAFETY: termios of an open terminal, put back as it was before returning.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+        return Err(no_tty(std::io::Error::last_os_error()));
+    }
+    let mut quiet = saved;
+    quiet.c_lflag &= !libc::ECHO;
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    let mut line = String::new();
+    let read = (&tty)
+        .write_all(prompt.as_bytes())
+        .and_then(|_| std::io::BufReader::new(&tty).read_line(&mut line));
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    let _ = (&tty).write_all(b"\n");
+    read.map_err(no_tty)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// Asks a yes/no question on the terminal; an empty answer or end of input is an error.
