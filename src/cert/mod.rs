@@ -54,6 +54,27 @@ pub enum CertError {
     NoCaKey { path: PathBuf },
 }
 
+/// The CA certificates a machine's daemon and its clients trust: the CA, followed during a CA
+/// rotation by the previous CA (`ca-previous.pem` beside it), so that daemons accept clients of
+/// either until every machine has a certificate of the new one.
+pub fn trust_bundle(paths: &CertPaths) -> Result<Vec<u8>, CertError> {
+    let read = |path: &Path| {
+        fs::read(path).map_err(|source| CertError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let mut bundle = read(&paths.ca_cert)?;
+    let previous = paths.ca_cert.with_file_name(layout::CA_PREVIOUS);
+    if previous.exists() {
+        if !bundle.ends_with(b"\n") {
+            bundle.push(b'\n');
+        }
+        bundle.extend(read(&previous)?);
+    }
+    Ok(bundle)
+}
+
 /// Paths of the CA and client certificate a machine uses (its `AuthOptions`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CertPaths {

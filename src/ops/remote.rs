@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::provision::{self, ProvisionOptions};
 use crate::ssh::Remote;
 use crate::store::config::Lifecycle;
+use crate::store::layout;
 
 use super::power::prefixed;
 use super::{Machine, Reporter, session};
@@ -57,17 +58,32 @@ pub async fn provision(
 }
 
 /// `regenerate-certs --client-certs`: a new CA and client certificate for the store, made once
-/// before the machines' server certificates. The daemons of machines not named keep trusting the
-/// old CA; the message names them.
+/// before the machines' server certificates — the start of a CA rotation. The previous CA is kept
+/// as `ca-previous.pem` and trusted beside the new one (by the daemons re-provisioned meanwhile
+/// and by the clients' copies) until [`finish_ca_rotation`]; a rotation already under way is
+/// continued, not restarted. The daemons of machines not named keep trusting only the old CA;
+/// the message names them.
 pub fn regenerate_client_certs(
     ctx: &Context,
     names: &[String],
     report: &dyn Reporter,
 ) -> Result<()> {
-    let paths = cert::CertPaths::in_dir(&ctx.store.certs_dir());
-    report.info("Regenerating local certificates");
+    let certs = ctx.store.certs_dir();
+    let paths = cert::CertPaths::in_dir(&certs);
+    let previous = certs.join(layout::CA_PREVIOUS);
     {
         let _lock = ctx.store.lock_certs()?;
+        if previous.exists() {
+            report.info(
+                "Continuing the CA rotation under way: daemons trust the previous CA until it ends",
+            );
+            return Ok(());
+        }
+        report.info("Regenerating local certificates");
+        if let Ok(old) = std::fs::read(&paths.ca_cert) {
+            crate::fsutil::write_atomic(&previous, &old, 0o644)
+                .map_err(|e| Error::Other(format!("cannot write {}: {e}", previous.display())))?;
+        }
         for file in [&paths.ca_cert, &paths.client_cert] {
             let _ = std::fs::remove_file(file);
         }
@@ -81,12 +97,58 @@ pub fn regenerate_client_certs(
         .collect();
     if !others.is_empty() {
         report.info(&format!(
-            "The CA is new: the daemons of {} still trust the old one; run '{} regenerate-certs -f' for them too",
+            "The CA is new: the daemons of {} still trust only the old one; run '{} regenerate-certs -f --client-certs --all' to rotate them all",
             others.join(", "),
             crate::context::program_name()
         ));
     }
     Ok(())
+}
+
+/// Whether a CA rotation is under way (the previous CA is still trusted).
+pub fn ca_rotation_under_way(ctx: &Context) -> bool {
+    ctx.store.certs_dir().join(layout::CA_PREVIOUS).exists()
+}
+
+/// Ends a CA rotation: the previous CA is no longer trusted by what is provisioned from now on.
+pub fn finish_ca_rotation(ctx: &Context) -> Result<()> {
+    let _lock = ctx.store.lock_certs()?;
+    let previous = ctx.store.certs_dir().join(layout::CA_PREVIOUS);
+    match std::fs::remove_file(&previous) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Other(format!(
+            "cannot remove {}: {e}",
+            previous.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The machines a rotation of the store's CA concerns: those whose record uses the store's CA
+/// and whose driver provisions them. The others, with why, are returned apart.
+pub async fn ca_rotation_members(
+    ctx: &Context,
+    names: &[String],
+) -> Result<(Vec<String>, Vec<(String, String)>)> {
+    let store_ca = ctx.store.certs_dir().join(layout::CA_CERT);
+    let (mut members, mut others) = (Vec::new(), Vec::new());
+    for name in names {
+        let host = ctx.store.load(name)?;
+        if super::cert_paths(&host).ca_cert != store_ca {
+            others.push((name.clone(), "it has a CA of its own".to_string()));
+            continue;
+        }
+        let machine = Machine::open(ctx, host).await?;
+        let provisions = machine.driver.provisions();
+        machine.close().await;
+        match provisions {
+            true => members.push(name.clone()),
+            false => others.push((
+                name.clone(),
+                "hoist does not provision its daemon: give it the new CA yourself".to_string(),
+            )),
+        }
+    }
+    Ok((members, others))
 }
 
 /// `regenerate-certs`: a new server certificate for the machine's current IP, installed by a

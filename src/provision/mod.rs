@@ -209,8 +209,12 @@ fn copy_client_certs_locked(ctx: &Context, host: &Host) -> Result<()> {
         (&paths.client_cert, layout::CLIENT_CERT),
         (&paths.client_key, layout::CLIENT_KEY),
     ] {
-        let data = std::fs::read(src)
-            .map_err(|e| Error::Other(format!("cannot read {}: {e}", src.display())))?;
+        // The CA copy is what the docker CLI trusts: both CAs during a rotation.
+        let data = match name {
+            layout::CA_CERT => cert::trust_bundle(&paths)?,
+            _ => std::fs::read(src)
+                .map_err(|e| Error::Other(format!("cannot read {}: {e}", src.display())))?,
+        };
         let mode = if name == layout::CLIENT_KEY {
             0o600
         } else {
@@ -223,7 +227,8 @@ fn copy_client_certs_locked(ctx: &Context, host: &Host) -> Result<()> {
 }
 
 /// Generates the machine's server certificate (SANs: `--tls-san`, IP, localhost) and copies the
-/// CA and client certificate into the machine directory. Returns (ca, server cert, server key) PEMs.
+/// CA and client certificate into the machine directory. Returns (CAs to trust, server cert,
+/// server key) PEMs.
 pub fn machine_certs(
     ctx: &Context,
     host: &Host,
@@ -252,7 +257,7 @@ pub fn machine_certs(
         std::fs::read(p).map_err(|e| Error::Other(format!("cannot read {}: {e}", p.display())))
     };
     Ok((
-        read(&paths.ca_cert)?,
+        cert::trust_bundle(&paths)?,
         read(auth.server_cert_path.as_ref())?,
         read(auth.server_key_path.as_ref())?,
     ))

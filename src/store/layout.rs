@@ -4,6 +4,7 @@
 //! <root>/                       ~/.docker/machine, --storage-path, $MACHINE_STORAGE_PATH   (0700)
 //! ├── certs/                    CA and client certificate, shared by all machines          (0700)
 //! │   ├── ca.pem  ca-key.pem    the CA (key 0600)
+//! │   ├── ca-previous.pem       the CA before a rotation, trusted beside the new one until it ends
 //! │   └── cert.pem  key.pem     the client certificate (key 0600)
 //! ├── machines/<name>/          one machine                                                 (0700)
 //! │   ├── config.json           docker-machine ConfigVersion 3 record                       (0600)
@@ -34,6 +35,8 @@ pub const CONFIG_JSON_BAK: &str = "config.json.bak";
 pub const CA_CERT: &str = "ca.pem";
 /// CA private key.
 pub const CA_KEY: &str = "ca-key.pem";
+/// The previous CA certificate while a CA rotation is under way.
+pub const CA_PREVIOUS: &str = "ca-previous.pem";
 /// Client certificate.
 pub const CLIENT_CERT: &str = "cert.pem";
 /// Client private key.

@@ -1,8 +1,9 @@
 //! `regenerate-certs`: new TLS certificates for machines, installed on their daemons.
 
 use hoist::context::Context;
-use hoist::error::Result;
+use hoist::error::{Error, Result};
 use hoist::ops::remote;
+use hoist::report::Reporter;
 
 use crate::Printer;
 
@@ -14,22 +15,75 @@ pub struct Args {
     /// Also regenerate client certificates and CA.
     #[arg(long)]
     client_certs: bool,
+    /// Every machine of the store; with --client-certs a complete CA rotation (the daemons trust both CAs until every machine has the new one)
+    #[arg(long, conflicts_with = "names")]
+    all: bool,
     names: Vec<String>,
 }
 
 pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
-    let names = super::target_names(ctx, args.names)?;
+    let mut names = match args.all {
+        true => ctx.store.list()?,
+        false => super::target_names(ctx, args.names)?,
+    };
     if !args.force
         && !super::confirm("Regenerate TLS machine certs?  Warning: this is irreversible.")?
     {
         return Ok(0);
     }
     println!("Regenerating TLS certificates");
+    if args.client_certs && args.all {
+        let (members, others) = remote::ca_rotation_members(ctx, &names).await?;
+        for (name, why) in others {
+            printer.info(&format!(
+                "Leaving machine \"{name}\" out of the CA rotation: {why}"
+            ));
+        }
+        names = members;
+    }
     if args.client_certs {
         remote::regenerate_client_certs(ctx, &names, printer)?;
     }
-    super::each_machine(ctx, printer, &names, |ctx, name, report| async move {
-        remote::regenerate_certs(&ctx, &name, report.as_ref()).await
-    })
-    .await
+    let regenerate = |names: Vec<String>| async move {
+        super::each_machine(ctx, printer, &names, |ctx, name, report| async move {
+            remote::regenerate_certs(&ctx, &name, report.as_ref()).await
+        })
+        .await
+    };
+    let failed = regenerate(names.clone()).await?;
+    if !(args.client_certs && remote::ca_rotation_under_way(ctx)) {
+        return Ok(failed);
+    }
+    // The rotation ends once every machine it concerns has a certificate of the new CA: then
+    // their daemons stop trusting the previous one.
+    let (members, _) = remote::ca_rotation_members(ctx, &ctx.store.list()?).await?;
+    let missing: Vec<&String> = members.iter().filter(|m| !names.contains(m)).collect();
+    if failed != 0 || !missing.is_empty() {
+        let unfinished = format!(
+            "the CA rotation is not complete{}: the daemons trust both CAs until it is; run '{} regenerate-certs -f --client-certs --all' to complete it",
+            match missing.is_empty() {
+                true => String::new(),
+                false => format!(
+                    " ({} not done yet)",
+                    missing
+                        .iter()
+                        .map(|m| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
+            hoist::context::program_name()
+        );
+        // Asked for all, an unfinished rotation is a failure; for some machines, the next step.
+        return match args.all {
+            true => Err(Error::Other(unfinished)),
+            false => {
+                printer.info(&format!("Note: {unfinished}"));
+                Ok(failed)
+            }
+        };
+    }
+    printer.info("Every machine has a certificate of the new CA: dropping the previous CA");
+    remote::finish_ca_rotation(ctx)?;
+    regenerate(members).await
 }
