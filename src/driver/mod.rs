@@ -12,6 +12,7 @@ pub mod flag;
 pub mod generic;
 pub mod none;
 pub mod plugin;
+pub mod qemu;
 
 use std::fmt;
 use std::future::Future;
@@ -147,6 +148,11 @@ pub trait Driver: Send + Sync {
     fn known_url(&self) -> Option<String> {
         None
     }
+    /// The port dockerd listens on inside the machine, when it is not the URL's (the URL's port
+    /// is forwarded to it, as for a local VM).
+    fn engine_port_inside(&self) -> Option<u16> {
+        None
+    }
     /// Whether hoist provisions the machine over SSH after `create` (not for `none`).
     fn provisions(&self) -> bool {
         true
@@ -200,7 +206,7 @@ pub struct Builtin {
 }
 
 /// The drivers hoist builds in. A new built-in driver is one module and one line here.
-pub static BUILTIN_DRIVERS: &[Builtin] = &[none::BUILTIN, generic::BUILTIN];
+pub static BUILTIN_DRIVERS: &[Builtin] = &[none::BUILTIN, generic::BUILTIN, qemu::BUILTIN];
 
 /// libmachine's core drivers: served by a `docker-machine` binary when not built in.
 pub const CORE_DRIVERS: &[&str] = &[

@@ -400,7 +400,8 @@ async fn provision_with(
         .await?;
     report.info("Setting Docker configuration on the remote daemon...");
     let url = machine.docker_url().await?;
-    let (_, port) = crate::engine::parse_tcp_url(&url)?;
+    let (_, url_port) = crate::engine::parse_tcp_url(&url)?;
+    let port = machine.driver.engine_port_inside().unwrap_or(url_port);
     let engine = &host.host_options.engine_options;
     let args = systemd::daemon_args(&dockerd, port, socket, engine, machine.driver.name());
     let env = engine.env.as_deref().unwrap_or(&[]);

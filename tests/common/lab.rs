@@ -200,6 +200,34 @@ pub fn created(sb: &Sandbox, host: &LabHost, name: &str, extra: &[&str]) {
     );
 }
 
+/// The lab's VM image for the qemu driver (built once, cached): its disk, kernel and initrd.
+pub struct VmImage {
+    pub disk: String,
+    pub kernel: String,
+    pub initrd: String,
+}
+
+/// The VM image, built by `lab vm-image` on first use.
+pub fn vm_image() -> &'static VmImage {
+    static IMAGE: OnceLock<VmImage> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        let out = lab(&["vm-image"]);
+        assert!(
+            out.status.success(),
+            "lab vm-image failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("lab vm-image printed no JSON");
+        let field = |k: &str| json[k].as_str().unwrap().to_string();
+        VmImage {
+            disk: field("disk"),
+            kernel: field("kernel"),
+            initrd: field("initrd"),
+        }
+    })
+}
+
 /// A tarball with a static busybox as `/bin/busybox` and `/bin/sh`, for `docker import`.
 pub fn busybox_tarball(dir: &std::path::Path) -> PathBuf {
     let root = dir.join("busybox-root");

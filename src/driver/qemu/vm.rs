@@ -1,0 +1,464 @@
+//! A VM's files and processes: the copy-on-write disk, the cloud-init seed, the SSH key, free
+//! ports, the acceleration probe, and QEMU started detached.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::process::Command;
+
+use super::DriverError;
+
+/// The machine directory's files of a VM.
+pub const DISK: &str = "disk.qcow2";
+pub const SEED: &str = "seed.img";
+pub const PIDFILE: &str = "qemu.pid";
+pub const QMP_SOCKET: &str = "qmp.sock";
+pub const CONSOLE: &str = "console.log";
+/// Present while the VM is off because hoist stopped or killed it (not a crash).
+pub const STOPPED_MARK: &str = "qemu.stopped";
+/// The SSH key hoist makes for the VM.
+pub const SSH_KEY: &str = "id_ed25519";
+
+fn fail(what: &str, e: impl std::fmt::Display) -> DriverError {
+    DriverError::Config(format!("{what}: {e}"))
+}
+
+/// Runs a helper program to its end; its stdout, or an error naming the Debian package that has
+/// it when it is missing.
+async fn run(program: &str, args: &[&str], package: &str) -> Result<String, DriverError> {
+    let out = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => DriverError::Config(format!(
+                "{program} is not installed (on Debian/Ubuntu: apt-get install {package})"
+            )),
+            _ => fail(program, e),
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(DriverError::Config(format!(
+            "{program} failed: {}",
+            stderr.trim().lines().last().unwrap_or("no message")
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+/// The format (`qcow2`, `raw`) and virtual size in bytes of a disk image.
+pub async fn image_info(path: &Path) -> Result<(String, u64), DriverError> {
+    let path_text = path.to_string_lossy();
+    let json = run(
+        "qemu-img",
+        &["info", "--output=json", "-U", &path_text],
+        "qemu-utils",
+    )
+    .await?;
+    let info: serde_json::Value =
+        serde_json::from_str(&json).map_err(|e| fail("qemu-img info", e))?;
+    let format = info["format"].as_str().unwrap_or("raw").to_string();
+    let size = info["virtual-size"].as_u64().unwrap_or(0);
+    Ok((format, size))
+}
+
+/// Makes the VM's disk: a qcow2 overlay of `size_gb` GB over the base, which is never written.
+pub async fn make_disk(
+    base: &Path,
+    base_format: &str,
+    dir: &Path,
+    size_gb: u64,
+) -> Result<(), DriverError> {
+    let disk = dir.join(DISK);
+    run(
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            base_format,
+            "-b",
+            &base.to_string_lossy(),
+            &disk.to_string_lossy(),
+            &format!("{size_gb}G"),
+        ],
+        "qemu-utils",
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Makes the cloud-init NoCloud seed (a FAT volume labelled CIDATA): hostname, root's SSH key.
+pub async fn make_seed(dir: &Path, name: &str, public_key: &str) -> Result<(), DriverError> {
+    let user_data = format!(
+        "#cloud-config\nhostname: {name}\npreserve_hostname: false\ndisable_root: false\nssh_pwauth: false\nusers:\n  - name: root\n    ssh_authorized_keys:\n      - {public_key}\n"
+    );
+    let mut id = [0u8; 8];
+    getrandom::fill(&mut id).map_err(|e| fail("random instance ID", e))?;
+    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let meta_data = format!("instance-id: hoist-{name}-{id}\nlocal-hostname: {name}\n");
+    let staging = dir.join("seed");
+    crate::fsutil::create_dir_all(&staging, 0o700).map_err(|e| fail("seed directory", e))?;
+    for (file, text) in [("user-data", &user_data), ("meta-data", &meta_data)] {
+        crate::fsutil::write_atomic(&staging.join(file), text.as_bytes(), 0o600)
+            .map_err(|e| fail("seed file", e))?;
+    }
+    let seed = dir.join(SEED);
+    let _ = std::fs::remove_file(&seed);
+    let seed_text = seed.to_string_lossy().to_string();
+    run(
+        "mkfs.vfat",
+        &["-n", "CIDATA", "-C", &seed_text, "2048"],
+        "dosfstools",
+    )
+    .await?;
+    for file in ["user-data", "meta-data"] {
+        let src = staging.join(file).to_string_lossy().to_string();
+        run("mcopy", &["-i", &seed_text, &src, "::/"], "mtools").await?;
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    Ok(())
+}
+
+/// Makes the VM's SSH key (ed25519) in the machine directory; returns the public key line.
+pub fn make_ssh_key(dir: &Path, comment: &str) -> Result<String, DriverError> {
+    use russh::keys::ssh_key::{LineEnding, PrivateKey, private::Ed25519Keypair};
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| fail("random key", e))?;
+    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    key.set_comment(comment);
+    let private = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| fail("SSH key", e))?;
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| fail("SSH key", e))?;
+    let path = dir.join(SSH_KEY);
+    crate::fsutil::write_atomic(&path, private.as_bytes(), 0o600)
+        .map_err(|e| fail("SSH key", e))?;
+    crate::fsutil::write_atomic(
+        &dir.join(format!("{SSH_KEY}.pub")),
+        format!("{public}\n").as_bytes(),
+        0o644,
+    )
+    .map_err(|e| fail("SSH key", e))?;
+    Ok(public)
+}
+
+/// Two free TCP ports on 127.0.0.1 (for SSH and Docker), none of `taken`: bound and released,
+/// so QEMU may still lose a race for one (the launch is then retried with others).
+pub fn free_ports(taken: &[u16]) -> Result<(u16, u16), DriverError> {
+    let mut ports = Vec::new();
+    while ports.len() < 2 {
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| fail("no free port", e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| fail("no free port", e))?
+            .port();
+        if !taken.contains(&port) && !ports.contains(&port) {
+            ports.push(port);
+        }
+    }
+    Ok((ports[0], ports[1]))
+}
+
+/// The acceleration a VM gets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Accel {
+    Kvm,
+    /// Software emulation, and why KVM is not used (`None`: asked for).
+    Tcg(Option<String>),
+}
+
+impl Accel {
+    /// QEMU's `-accel` value.
+    pub fn arg(&self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg(_) => "tcg,thread=multi",
+        }
+    }
+
+    /// The name recorded (`kvm`, `tcg`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg(_) => "tcg",
+        }
+    }
+}
+
+/// Why KVM cannot be used here, or `None` when it can: `/dev/kvm` must open read-write, and a
+/// guest must actually run with it, with the CPU model VMs get (nested virtualisation can offer
+/// a `/dev/kvm` that runs nothing, or refuses the host CPU's MSRs): a one-sector guest that
+/// writes to QEMU's debug-exit port, which ends QEMU with a known status.
+pub async fn kvm_unusable(binary: &str, dir: &Path) -> Option<String> {
+    if let Err(e) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        return Some(match e.kind() {
+            std::io::ErrorKind::NotFound => "there is no /dev/kvm".to_string(),
+            std::io::ErrorKind::PermissionDenied => {
+                "no permission to open /dev/kvm (add the user to group kvm)".to_string()
+            }
+            _ => format!("/dev/kvm cannot be opened: {e}"),
+        });
+    }
+    let probe = dir.join(format!("hoist-kvm-probe-{}.img", std::process::id()));
+    // mov al, 0x31; out 0xf4, al; hlt — then the boot signature.
+    let mut sector = vec![0u8; 512];
+    sector[..5].copy_from_slice(&[0xb0, 0x31, 0xe6, 0xf4, 0xf4]);
+    sector[510] = 0x55;
+    sector[511] = 0xaa;
+    if let Err(e) = std::fs::write(&probe, &sector) {
+        return Some(format!("cannot write the KVM probe: {e}"));
+    }
+    let child = Command::new(binary)
+        .args([
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-nodefaults",
+            "-display",
+            "none",
+            "-m",
+            "16",
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-drive",
+        ])
+        .arg(format!("file={},format=raw,if=ide", probe.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output();
+    let result = tokio::time::timeout(Duration::from_secs(10), child).await;
+    let _ = std::fs::remove_file(&probe);
+    match result {
+        // (0x31 << 1) | 1: the guest ran.
+        Ok(Ok(out)) if out.status.code() == Some(99) => None,
+        Ok(Ok(out)) => Some(format!(
+            "KVM does not run guests here (nested virtualisation off?): {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("the probe guest did not run")
+        )),
+        Ok(Err(e)) => Some(format!("cannot run {binary}: {e}")),
+        Err(_) => Some(
+            "KVM does not run guests here (nested virtualisation off?): the probe guest hung"
+                .to_string(),
+        ),
+    }
+}
+
+/// Everything QEMU is started with.
+pub struct Launch<'a> {
+    pub binary: &'a str,
+    pub name: &'a str,
+    pub dir: &'a Path,
+    pub accel: &'a str,
+    pub cpus: u32,
+    pub memory_mb: u64,
+    pub kernel: &'a str,
+    pub initrd: &'a str,
+    pub append: &'a str,
+    pub ssh_port: u16,
+    pub engine_port: u16,
+}
+
+/// The kernel command line when a kernel is given without one.
+pub const DEFAULT_APPEND: &str = "root=/dev/vda rw console=ttyS0 quiet";
+
+impl Launch<'_> {
+    /// QEMU's arguments.
+    pub fn args(&self) -> Vec<String> {
+        let file = |name: &str| self.dir.join(name).to_string_lossy().to_string();
+        let mut args: Vec<String> = vec![
+            "-name".into(),
+            format!("hoist-{}", self.name),
+            "-accel".into(),
+            self.accel.into(),
+            "-cpu".into(),
+            if self.accel == "kvm" { "host" } else { "max" }.into(),
+            "-m".into(),
+            self.memory_mb.to_string(),
+            "-smp".into(),
+            self.cpus.to_string(),
+        ];
+        if !self.kernel.is_empty() {
+            args.extend(["-kernel".into(), self.kernel.into()]);
+            if !self.initrd.is_empty() {
+                args.extend(["-initrd".into(), self.initrd.into()]);
+            }
+            let append = if self.append.is_empty() {
+                DEFAULT_APPEND
+            } else {
+                self.append
+            };
+            args.extend(["-append".into(), append.into()]);
+        }
+        args.extend([
+            "-drive".into(),
+            format!("file={},if=virtio,format=qcow2", file(DISK)),
+            "-drive".into(),
+            format!("file={},if=virtio,format=raw,readonly=on", file(SEED)),
+            "-netdev".into(),
+            format!(
+                "user,id=n0,hostfwd=tcp:127.0.0.1:{}-:22,hostfwd=tcp:127.0.0.1:{}-:2376",
+                self.ssh_port, self.engine_port
+            ),
+            "-device".into(),
+            "virtio-net-pci,netdev=n0".into(),
+            "-display".into(),
+            "none".into(),
+            "-serial".into(),
+            format!("file:{}", file(CONSOLE)),
+            "-pidfile".into(),
+            file(PIDFILE),
+            "-qmp".into(),
+            format!("unix:{},server=on,wait=off", file(QMP_SOCKET)),
+            "-daemonize".into(),
+        ]);
+        args
+    }
+
+    /// Starts QEMU detached from hoist (its own session: it outlives hoist and the terminal).
+    /// The error is QEMU's own last words.
+    pub async fn start(&self) -> Result<(), DriverError> {
+        let _ = std::fs::remove_file(self.dir.join(QMP_SOCKET));
+        let out = Command::new(self.binary)
+            .args(self.args())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => DriverError::Config(format!(
+                    "{} is not installed (on Debian/Ubuntu: apt-get install --no-install-recommends qemu-system-x86)",
+                    self.binary
+                )),
+                _ => fail(self.binary, e),
+            })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(DriverError::Config(format!(
+            "QEMU did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("no message")
+        )))
+    }
+}
+
+/// The QEMU process of a VM, if it runs: the pid in its pidfile, alive and a QEMU.
+pub fn running_pid(dir: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(dir.join(PIDFILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let is_ours = String::from_utf8_lossy(&cmdline).contains(&*dir.join(PIDFILE).to_string_lossy());
+    is_ours.then_some(pid)
+}
+
+/// Waits until the process `pid` has ended, up to `limit`; whether it did.
+pub async fn wait_gone(dir: &Path, limit: Duration) -> bool {
+    let started = std::time::Instant::now();
+    while running_pid(dir).is_some() {
+        if started.elapsed() >= limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    true
+}
+
+/// The last lines of the VM's serial console, for errors.
+pub fn console_tail(dir: &Path, lines: usize) -> String {
+    let text = std::fs::read(dir.join(CONSOLE)).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let all: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| crate::engine::printable(l))
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Waits until SSH answers on `port` with its banner (QEMU's forward accepts a connection before
+/// the guest listens, so only the banner proves sshd up).
+pub async fn wait_for_ssh(port: u16, limit: Duration, dir: &Path) -> Result<(), DriverError> {
+    use tokio::io::AsyncReadExt;
+    let started = std::time::Instant::now();
+    loop {
+        let attempt = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()?;
+            let mut banner = [0u8; 4];
+            stream.read_exact(&mut banner).await.ok()?;
+            (&banner == b"SSH-").then_some(())
+        };
+        if tokio::time::timeout(Duration::from_secs(3), attempt)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            return Ok(());
+        }
+        if running_pid(dir).is_none() {
+            return Err(DriverError::Config(format!(
+                "the VM's QEMU exited while it booted; its console ended with: {}",
+                console_tail(dir, 5)
+            )));
+        }
+        if started.elapsed() >= limit {
+            return Err(DriverError::Timeout(format!(
+                "the VM did not answer SSH within {}s; its console ended with: {}",
+                limit.as_secs(),
+                console_tail(dir, 5)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The machine's total memory in MB (from /proc/meminfo).
+pub fn host_memory_mb() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = text
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024)
+}
+
+/// An absolute path for a file the user named.
+pub fn absolute(path: &str) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path))
+}

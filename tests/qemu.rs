@@ -1,0 +1,385 @@
+//! The qemu driver with real QEMU: VMs booted from the lab's Debian 12 cloud-style image (built
+//! from Debian's packages, cloud-init inside) with `--qemu-kernel`/`--qemu-initrd`, under
+//! software emulation here. One VM is shared by the lifecycle test; the parallel test boots two.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use common::lab::{self, vm_image};
+use common::{Sandbox, shell_ok, stderr, stdout};
+
+/// `hoist create -d qemu` arguments for the lab image, plus `extra`, for machine `name`.
+fn qemu_args(name: &str, extra: &[&str]) -> Vec<String> {
+    let image = vm_image();
+    let mut args: Vec<String> = [
+        "create",
+        "-d",
+        "qemu",
+        "--qemu-kernel",
+        &image.kernel,
+        "--qemu-initrd",
+        &image.initrd,
+    ]
+    .map(String::from)
+    .to_vec();
+    if !extra.contains(&"--qemu-image") {
+        args.extend(["--qemu-image".to_string(), image.disk.clone()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(name.into());
+    args
+}
+
+/// The tests that boot VMs take turns: software emulation on 2 cores boots one VM at a time well.
+static BOOTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn run(sb: &Sandbox, args: &[String]) -> std::process::Output {
+    sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// The QEMU processes whose command line names `dir`.
+fn qemu_processes(dir: &std::path::Path) -> usize {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", &format!("qemu-system.*{}", dir.display())])
+        .output()
+        .unwrap();
+    stdout(&out).lines().count()
+}
+
+/// The forwarded ports of a machine's record (SSH, Docker).
+fn ports(sb: &Sandbox, name: &str) -> (u16, u16) {
+    let text = sb.ok(&[
+        "inspect",
+        name,
+        "-f",
+        "{{.Driver.SSHPort}} {{.Driver.EnginePort}}",
+    ]);
+    let mut it = text.split_whitespace().map(|p| p.parse().unwrap());
+    (it.next().unwrap(), it.next().unwrap())
+}
+
+fn port_closed(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+}
+
+#[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
+fn a_vm_runs_containers_keeps_its_volumes_across_power_cycles_and_goes_away_whole() {
+    lab::require();
+    let _turn = BOOTING.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let base = fs::metadata(&vm_image().disk).unwrap();
+    let out = run(&sb, &qemu_args("vm", &[]));
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let said = stdout(&out);
+    // No KVM that runs guests here: software emulation, with why.
+    assert!(
+        said.contains("Warning: KVM cannot be used (") && said.contains("software emulation"),
+        "{said}"
+    );
+    let dir = sb.store().machine_dir("vm");
+    assert_eq!(sb.ok(&["ip", "vm"]), "127.0.0.1\n");
+    let (ssh_port, engine_port) = ports(&sb, "vm");
+    assert_eq!(
+        sb.ok(&["url", "vm"]),
+        format!("tcp://127.0.0.1:{engine_port}\n")
+    );
+    assert_eq!(sb.ok(&["status", "vm"]), "Running\n");
+    assert_ne!(ssh_port, engine_port);
+
+    // The real docker CLI through env (TLS with the SAN 127.0.0.1), an imported image, a volume.
+    let tar = lab::busybox_tarball(sb.dir.path());
+    let docker = |script: &str| shell_ok(&sb, &format!("eval $(hoist env vm) && {script}"));
+    docker(&format!("docker import {} bb:1 >/dev/null", tar.display()));
+    assert_eq!(
+        docker("docker run --rm -v keep:/data bb:1 sh -c 'echo kept > /data/f && cat /data/f'"),
+        "kept\n"
+    );
+    // ssh and scp into the VM, with the key hoist made for it; the hostname cloud-init set.
+    assert_eq!(sb.ok(&["ssh", "vm", "hostname"]), "vm\n");
+    let local = sb.dir.path().join("note.txt");
+    fs::write(&local, "to the vm\n").unwrap();
+    sb.ok(&["scp", local.to_str().unwrap(), "vm:/root/note.txt"]);
+    assert_eq!(
+        sb.ok(&["ssh", "vm", "cat", "/root/note.txt"]),
+        "to the vm\n"
+    );
+
+    // stop: a clean ACPI shutdown; a stopped VM has no URL or IP, as docker-machine says.
+    sb.ok(&["stop", "vm"]);
+    assert_eq!(sb.ok(&["status", "vm"]), "Stopped\n");
+    assert_eq!(qemu_processes(&dir), 0);
+    assert!(sb.fails(&["url", "vm"]).contains("Host is not running"));
+    assert!(sb.fails(&["ip", "vm"]).contains("Host is not running"));
+    let ls = sb.ok(&["ls", "--format", "{{.Name}} {{.State}}"]);
+    assert_eq!(ls, "vm Stopped\n");
+    // start: the same disk (the volume is there), maybe other ports: the record and url follow.
+    sb.ok(&["start", "vm"]);
+    let (_, engine_port) = ports(&sb, "vm");
+    assert_eq!(
+        sb.ok(&["url", "vm"]),
+        format!("tcp://127.0.0.1:{engine_port}\n")
+    );
+    assert_eq!(
+        docker("docker run --rm -v keep:/data bb:1 cat /data/f"),
+        "kept\n"
+    );
+    sb.ok(&["restart", "vm"]);
+    assert_eq!(
+        docker("docker run --rm -v keep:/data bb:1 cat /data/f"),
+        "kept\n"
+    );
+    assert_eq!(
+        sb.ok(&["ssh", "vm", "cat", "/root/note.txt"]),
+        "to the vm\n"
+    );
+
+    // kill: at once; rm: no process, no disk, no port in use; the base image untouched.
+    sb.ok(&["kill", "vm"]);
+    assert_eq!(sb.ok(&["status", "vm"]), "Stopped\n");
+    assert_eq!(qemu_processes(&dir), 0);
+    sb.ok(&["start", "vm"]);
+    let (ssh_port, engine_port) = ports(&sb, "vm");
+    sb.ok(&["rm", "-y", "vm"]);
+    assert_eq!(qemu_processes(&dir), 0);
+    assert!(!dir.exists());
+    assert!(port_closed(ssh_port) && port_closed(engine_port));
+    let after = fs::metadata(&vm_image().disk).unwrap();
+    assert_eq!(
+        (after.len(), after.modified().unwrap()),
+        (base.len(), base.modified().unwrap())
+    );
+}
+
+#[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
+fn two_vms_at_once_get_their_own_ports_and_a_killed_create_is_removed_whole() {
+    lab::require();
+    let _turn = BOOTING.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let a = qemu_args("a", &[]);
+    let b = qemu_args("b", &[]);
+    let first = sb.spawn(&a.iter().map(String::as_str).collect::<Vec<_>>(), true);
+    let mut second = sb.spawn(&b.iter().map(String::as_str).collect::<Vec<_>>(), true);
+    // hoist killed once b's QEMU runs: the record names it, and rm removes it all.
+    let b_dir = sb.store().machine_dir("b");
+    let started = std::time::Instant::now();
+    while !b_dir.join("qemu.pid").exists() {
+        assert!(started.elapsed().as_secs() < 120, "b's QEMU never started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    second.kill().unwrap();
+    second.wait().unwrap();
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let ls = sb.ok(&["ls", "--format", "{{.Name}} {{.State}} {{.Error}}"]);
+    assert!(ls.starts_with("a Running"), "{ls}");
+    assert!(ls.contains("b Error create was interrupted"), "{ls}");
+    let (a_ssh, a_engine) = ports(&sb, "a");
+    let (b_ssh, b_engine) = ports(&sb, "b");
+    let mut all = vec![a_ssh, a_engine, b_ssh, b_engine];
+    all.sort();
+    all.dedup();
+    assert_eq!(
+        all.len(),
+        4,
+        "ports shared: {a_ssh} {a_engine} {b_ssh} {b_engine}"
+    );
+    sb.ok(&["rm", "-y", "b"]);
+    assert_eq!(qemu_processes(&b_dir), 0);
+    assert!(!b_dir.exists());
+    assert_eq!(sb.ok(&["status", "a"]), "Running\n");
+    sb.ok(&["rm", "-y", "a"]);
+    assert_eq!(qemu_processes(&sb.store().machine_dir("a")), 0);
+}
+
+/// An HTTP server of a few files on 127.0.0.1 with range requests; counts the bytes it sent of
+/// the first file.
+fn serve(files: Vec<(&'static str, Vec<u8>)>) -> (u16, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sent = Arc::new(AtomicU64::new(0));
+    let counter = sent.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let mut request = [0u8; 4096];
+            let n = stream.read(&mut request).unwrap_or(0);
+            let request = String::from_utf8_lossy(&request[..n]).to_string();
+            let path = request.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let from: usize = request
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("range")
+                        .then(|| value.trim().strip_prefix("bytes="))
+                        .flatten()
+                })
+                .and_then(|r| r.trim_end_matches('-').parse().ok())
+                .unwrap_or(0);
+            let Some(index) = files
+                .iter()
+                .position(|(name, _)| path == format!("/{name}"))
+            else {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            };
+            let body = &files[index].1;
+            let status = if from > 0 {
+                "206 Partial Content"
+            } else {
+                "200 OK"
+            };
+            let part = &body[from.min(body.len())..];
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                part.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(part);
+            if index == 0 {
+                counter.fetch_add(part.len() as u64, Ordering::SeqCst);
+            }
+        }
+    });
+    (port, sent)
+}
+
+#[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
+fn bad_inputs_and_downloads_fail_in_one_line_and_leave_nothing_behind() {
+    lab::require();
+    let sb = Sandbox::new();
+    sb.create_none("bystander", "tcp://127.0.0.1:1");
+    // A small qcow2 to download (its virtual size is 1 GB).
+    let small = sb.dir.path().join("small.qcow2");
+    let st = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", small.to_str().unwrap(), "1G"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let body = fs::read(&small).unwrap();
+    let digest = ring::digest::digest(&ring::digest::SHA256, &body);
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let sums = format!("{hex}  small.qcow2\n").into_bytes();
+    let (port, sent) = serve(vec![("small.qcow2", body.clone()), ("SHA256SUMS", sums)]);
+    let url = format!("http://127.0.0.1:{port}/small.qcow2");
+    let closed = common::closed_port();
+    let unreachable = format!("http://127.0.0.1:{closed}/x.qcow2");
+    let right = format!("sha256:{hex}");
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let cases: Vec<(Vec<&str>, String)> = vec![
+        (
+            vec!["--qemu-binary", "qemu-system-nowhere"],
+            "qemu-system-nowhere is not installed (on Debian/Ubuntu: apt-get install --no-install-recommends qemu-system-x86 qemu-utils)".into(),
+        ),
+        (
+            vec!["--qemu-image", "/nonexistent/disk.qcow2"],
+            "the image \"/nonexistent/disk.qcow2\" does not exist".into(),
+        ),
+        (
+            vec!["--qemu-image", &unreachable, "--qemu-image-checksum", &right],
+            format!("cannot fetch http://127.0.0.1:{closed}/x.qcow2: Connection refused"),
+        ),
+        (
+            vec!["--qemu-image", &url, "--qemu-image-checksum", &wrong],
+            format!("the image {url} does not match its checksum (sha256 expected {}, got {hex}); a download is discarded", "0".repeat(64)),
+        ),
+        (
+            vec!["--qemu-disk-size", "1"],
+            "--qemu-disk-size 1 GB is smaller than the image (3.0 GB)".into(),
+        ),
+        (
+            vec!["--qemu-memory", "99999999"],
+            "--qemu-memory 99999999 MB is more than this machine has".into(),
+        ),
+        (
+            vec!["--qemu-accel", "fast"],
+            "--qemu-accel \"fast\" is not auto, kvm or tcg".into(),
+        ),
+        (
+            vec!["--qemu-accel", "kvm"],
+            "--qemu-accel kvm cannot work here: ".into(),
+        ),
+        (
+            vec!["--qemu-image-checksum", "md5:abc"],
+            "--qemu-image-checksum \"md5:abc\" is not sha256:HEX or sha512:HEX".into(),
+        ),
+    ];
+    // The cache directory exists already: what a failed create must not leave is in it.
+    let cache = sb.store_path().join("cache");
+    fs::create_dir_all(&cache).unwrap();
+    for (flags, expected) in cases {
+        let before = sb.snapshot();
+        let out = run(&sb, &qemu_args("bad", &flags));
+        // Pre-create errors are Go-quoted, as docker-machine prints them.
+        let err = stderr(&out).replace("\\\"", "\"");
+        assert!(!out.status.success(), "{flags:?} succeeded");
+        assert!(err.contains(&expected), "{flags:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{flags:?}: {err}");
+        assert_eq!(sb.snapshot(), before, "{flags:?} left something behind");
+    }
+    // The mismatching download was discarded.
+    let leftovers: Vec<_> = fs::read_dir(&cache)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        !leftovers
+            .iter()
+            .any(|n| n.to_string_lossy().ends_with(".part")
+                || n.to_string_lossy().ends_with("qcow2")),
+        "{leftovers:?}"
+    );
+
+    // A download checked against the SHA256SUMS beside it, resumed from a partial file: only the
+    // rest is fetched. (QEMU is replaced by `false`: nothing boots; the create fails after.)
+    let half = body.len() / 2;
+    sent.store(0, Ordering::SeqCst);
+    let part_name = {
+        let out = run(
+            &sb,
+            &qemu_args("dl", &["--qemu-image", &url, "--qemu-binary", "false"]),
+        );
+        assert!(!out.status.success());
+        assert!(
+            stderr(&out).contains("QEMU did not start"),
+            "{}",
+            stderr(&out)
+        );
+        sb.ok(&["rm", "-y", "dl"]);
+        let cached: Vec<String> = fs::read_dir(&cache)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| n.ends_with("small.qcow2"))
+            .collect();
+        assert_eq!(cached.len(), 1, "{cached:?}");
+        assert_eq!(fs::read(cache.join(&cached[0])).unwrap(), body);
+        cached[0].clone()
+    };
+    assert_eq!(sent.load(Ordering::SeqCst), body.len() as u64);
+    // Again from half a file left by an interrupted download.
+    fs::remove_file(cache.join(&part_name)).unwrap();
+    let part = cache.join(part_name.replace(".qcow2", ".part"));
+    fs::write(&part, &body[..half]).unwrap();
+    sent.store(0, Ordering::SeqCst);
+    let out = run(
+        &sb,
+        &qemu_args("dl", &["--qemu-image", &url, "--qemu-binary", "false"]),
+    );
+    assert!(
+        stderr(&out).contains("QEMU did not start"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(sent.load(Ordering::SeqCst), (body.len() - half) as u64);
+    assert_eq!(fs::read(cache.join(&part_name)).unwrap(), body);
+    sb.ok(&["rm", "-y", "dl"]);
+}
