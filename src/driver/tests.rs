@@ -24,8 +24,27 @@ fn states_have_libmachines_numbers_and_names() {
 
 #[test]
 fn the_table_has_the_builtins_and_their_flags() {
-    assert_eq!(builtin_names(), "none, generic");
+    assert_eq!(builtin_names(), "none, generic, qemu");
     assert!(is_builtin("generic") && is_builtin("none") && !is_builtin("labplug"));
+    let qemu: Vec<String> = (builtin("qemu").unwrap().flags)()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(
+        qemu,
+        [
+            "qemu-image",
+            "qemu-image-checksum",
+            "qemu-cpu-count",
+            "qemu-memory",
+            "qemu-disk-size",
+            "qemu-accel",
+            "qemu-binary",
+            "qemu-kernel",
+            "qemu-initrd",
+            "qemu-append"
+        ]
+    );
     let generic: Vec<String> = (builtin("generic").unwrap().flags)()
         .into_iter()
         .map(|f| f.name)

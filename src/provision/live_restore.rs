@@ -4,8 +4,8 @@
 //! on for the restart only and then puts the host's `daemon.json` back as it was, byte for byte.
 //!
 //! Not done where it cannot work or is not needed: a swarm-mode node (dockerd refuses
-//! live-restore there), a daemon that already has it, a daemon that is not running, a
-//! `daemon.json` that is not a JSON object.
+//! live-restore there), a daemon that already has it, a daemon that is not running or runs no
+//! container (a fresh host: nothing to keep), a `daemon.json` that is not a JSON object.
 
 use serde_json::{Map, Value};
 
@@ -41,11 +41,13 @@ impl LiveRestore {
     pub async fn enable(remote: &Remote<'_>) -> Result<Option<LiveRestore>, SshError> {
         let state = remote
             .root(
-                "docker info --format '{{.LiveRestoreEnabled}} {{.Swarm.LocalNodeState}}'",
+                "docker info --format '{{.LiveRestoreEnabled}} {{.Swarm.LocalNodeState}} {{.ContainersRunning}}'",
                 None,
             )
             .await?;
-        if state.status != 0 || state.stdout_text().trim() != "false inactive" {
+        let text = state.stdout_text();
+        let running = text.trim().strip_prefix("false inactive ");
+        if state.status != 0 || running.is_none_or(|n| n == "0") {
             return Ok(None);
         }
         let current = remote.root(&format!("cat {DAEMON_JSON}"), None).await?;

@@ -203,9 +203,22 @@ impl Qemu {
             "kvm" => "kvm",
             _ => Accel::Tcg(None).arg(),
         };
+        // Ports are chosen and bound by QEMU under the store's lock: parallel launches never
+        // pick the same ones (another process may still take one: then other ports are tried).
+        let locks = PathBuf::from(&self.config.base.store_path)
+            .join(crate::store::layout::HOIST_DIR)
+            .join(crate::store::layout::LOCKS_DIR);
+        crate::fsutil::create_dir_all(&locks, 0o700)
+            .map_err(|e| DriverError::Config(e.to_string()))?;
+        let lock_path = locks.join("qemu-ports.lock");
+        let ports_lock =
+            tokio::task::spawn_blocking(move || crate::fsutil::FileLock::acquire(&lock_path))
+                .await
+                .map_err(|e| DriverError::Config(e.to_string()))?
+                .map_err(|e| DriverError::Config(e.to_string()))?;
         let mut last = None;
         for _ in 0..LAUNCH_ATTEMPTS {
-            let (ssh_port, engine_port) = vm::free_ports(&[])?;
+            let (ssh_port, engine_port) = vm::free_ports()?;
             let launch = vm::Launch {
                 binary: &self.config.binary,
                 name: &self.config.base.machine_name,
@@ -222,6 +235,7 @@ impl Qemu {
             let _ = std::fs::remove_file(dir.join(vm::STOPPED_MARK));
             match launch.start().await {
                 Ok(()) => {
+                    drop(ports_lock);
                     self.config.base.ssh_port = ssh_port;
                     self.config.engine_port = engine_port;
                     return vm::wait_for_ssh(ssh_port, BOOT_WAIT, &dir).await;

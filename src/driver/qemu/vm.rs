@@ -150,22 +150,18 @@ pub fn make_ssh_key(dir: &Path, comment: &str) -> Result<String, DriverError> {
     Ok(public)
 }
 
-/// Two free TCP ports on 127.0.0.1 (for SSH and Docker), none of `taken`: bound and released,
-/// so QEMU may still lose a race for one (the launch is then retried with others).
-pub fn free_ports(taken: &[u16]) -> Result<(u16, u16), DriverError> {
-    let mut ports = Vec::new();
-    while ports.len() < 2 {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| fail("no free port", e))?;
-        let port = listener
-            .local_addr()
-            .map_err(|e| fail("no free port", e))?
-            .port();
-        if !taken.contains(&port) && !ports.contains(&port) {
-            ports.push(port);
-        }
-    }
-    Ok((ports[0], ports[1]))
+/// Two free TCP ports on 127.0.0.1 (for SSH and Docker): bound and released, so QEMU may still
+/// lose a race for one to another program (the launch is then retried with others).
+pub fn free_ports() -> Result<(u16, u16), DriverError> {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| fail("no free port", e));
+    // Both held at once, so they differ.
+    let (first, second) = (bind()?, bind()?);
+    let port = |l: &std::net::TcpListener| {
+        l.local_addr()
+            .map(|a| a.port())
+            .map_err(|e| fail("no free port", e))
+    };
+    Ok((port(&first)?, port(&second)?))
 }
 
 /// The acceleration a VM gets.
