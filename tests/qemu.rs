@@ -35,6 +35,18 @@ fn qemu_args(name: &str, extra: &[&str]) -> Vec<String> {
     args
 }
 
+/// Ends every QEMU of a sandbox's store when dropped, also when a test fails: QEMU runs
+/// detached, and a VM left running would slow every later test.
+struct KillVmsAtEnd(std::path::PathBuf);
+
+impl Drop for KillVmsAtEnd {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill")
+            .args(["-9", "-f", &format!("qemu-system.*{}", self.0.display())])
+            .status();
+    }
+}
+
 /// The tests that boot VMs take turns: software emulation on 2 cores boots one VM at a time well.
 static BOOTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -84,6 +96,7 @@ fn a_vm_runs_containers_keeps_its_volumes_across_power_cycles_and_goes_away_whol
     lab::require();
     let _turn = BOOTING.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
+    let _vms = KillVmsAtEnd(sb.store_path());
     let base = fs::metadata(&vm_image().disk).unwrap();
     let out = run(&sb, &qemu_args("vm", &[]));
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
@@ -173,6 +186,7 @@ fn two_vms_at_once_get_their_own_ports_and_a_killed_create_is_removed_whole() {
     lab::require();
     let _turn = BOOTING.lock().unwrap_or_else(|e| e.into_inner());
     let sb = Sandbox::new();
+    let _vms = KillVmsAtEnd(sb.store_path());
     let a = qemu_args("a", &[]);
     let b = qemu_args("b", &[]);
     let first = sb.spawn(&a.iter().map(String::as_str).collect::<Vec<_>>(), true);
@@ -264,6 +278,7 @@ fn serve(files: Vec<(&'static str, Vec<u8>)>) -> (u16, Arc<AtomicU64>) {
 fn bad_inputs_and_downloads_fail_in_one_line_and_leave_nothing_behind() {
     lab::require();
     let sb = Sandbox::new();
+    let _vms = KillVmsAtEnd(sb.store_path());
     sb.create_none("bystander", "tcp://127.0.0.1:1");
     // A small qcow2 to download (its virtual size is 1 GB).
     let small = sb.dir.path().join("small.qcow2");

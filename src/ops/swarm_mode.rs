@@ -464,14 +464,16 @@ pub async fn reachable_manager(ctx: &Context, name: &str) -> Result<Option<Strin
     let Some(cluster) = host.swarm_cluster() else {
         return Ok(None);
     };
-    let mut candidates = vec![name.to_string()];
-    candidates.extend(
-        recorded_members(ctx, cluster)?
-            .into_iter()
-            .filter(|n| n != name),
-    );
+    let candidates = first_then(name, &recorded_members(ctx, cluster)?);
     let (manager, _) = find_manager(ctx, &candidates).await?;
     Ok(Some(manager.name))
+}
+
+/// `first`, then the other `members`: the order to ask for a manager, `first` preferred.
+fn first_then(first: &str, members: &[String]) -> Vec<String> {
+    std::iter::once(first.to_string())
+        .chain(members.iter().filter(|n| *n != first).cloned())
+        .collect()
 }
 
 /// Takes a machine out of its swarm: drained (its tasks move elsewhere), demoted if a manager,
@@ -688,17 +690,12 @@ pub struct NodeRow {
 /// belongs to, matched to machines — by the node ID each machine's daemon reports, else (for a
 /// machine that does not answer) by address — plus the recorded machines that are not nodes.
 pub async fn list(ctx: &Context, manager: Option<&str>) -> Result<Vec<NodeRow>> {
-    let (cluster, candidates) = match manager {
+    let (members, candidates) = match manager {
         Some(name) => {
             let host = ctx.store.load(name)?;
-            let cluster = host.swarm_cluster().unwrap_or(name).to_string();
-            let mut names = vec![name.to_string()];
-            names.extend(
-                recorded_members(ctx, &cluster)?
-                    .into_iter()
-                    .filter(|n| n != name),
-            );
-            (cluster, names)
+            let members = recorded_members(ctx, host.swarm_cluster().unwrap_or(name))?;
+            let candidates = first_then(name, &members);
+            (members, candidates)
         }
         None => {
             let clusters: BTreeSet<String> = ctx
@@ -723,13 +720,12 @@ pub async fn list(ctx: &Context, manager: Option<&str>) -> Result<Vec<NodeRow>> 
                     )));
                 }
             };
-            let names = recorded_members(ctx, &cluster)?;
-            (cluster, names)
+            let members = recorded_members(ctx, &cluster)?;
+            (members.clone(), members)
         }
     };
     let (_, nodes) = find_manager(ctx, &candidates).await?;
     // Which node each recorded machine is.
-    let members: Vec<String> = recorded_members(ctx, &cluster)?;
     let ctx2 = ctx.clone();
     let identities = super::for_each_machine(&members, move |name| {
         let ctx = ctx2.clone();

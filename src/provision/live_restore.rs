@@ -4,8 +4,9 @@
 //! on for the restart only and then puts the host's `daemon.json` back as it was, byte for byte.
 //!
 //! Not done where it cannot work or is not needed: a swarm-mode node (dockerd refuses
-//! live-restore there), a daemon that already has it, a daemon that is not running or runs no
-//! container (a fresh host: nothing to keep), a `daemon.json` that is not a JSON object.
+//! live-restore there), a daemon that already has it, a daemon that is not running, still
+//! starting or runs no container (a fresh host: nothing to keep), a `daemon.json` that is not a
+//! JSON object.
 
 use serde_json::{Map, Value};
 
@@ -39,9 +40,11 @@ impl LiveRestore {
     /// Switches live-restore on in the running daemon when that is possible and needed; `None`
     /// when the restart goes ahead as a plain one.
     pub async fn enable(remote: &Remote<'_>) -> Result<Option<LiveRestore>, SshError> {
+        // A daemon still starting (a host just booted) has nothing to keep, and `docker info`
+        // would wait for it.
         let state = remote
             .root(
-                "docker info --format '{{.LiveRestoreEnabled}} {{.Swarm.LocalNodeState}} {{.ContainersRunning}}'",
+                "(! command -v systemctl >/dev/null || systemctl is-active -q docker.service) && docker info --format '{{.LiveRestoreEnabled}} {{.Swarm.LocalNodeState}} {{.ContainersRunning}}'",
                 None,
             )
             .await?;

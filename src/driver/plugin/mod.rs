@@ -49,14 +49,11 @@ pub fn find_binary(name: &str) -> Result<PathBuf, DriverError> {
     let own = std::env::current_exe().ok();
     let own_dir = own.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
     let lookup = |program: &str| {
-        let path_dirs = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-            .unwrap_or_default();
-        path_dirs
+        crate::fsutil::path_dirs()
             .into_iter()
             .chain(own_dir.clone())
             .map(|d| d.join(program))
-            .find(|p| is_executable(p) && !same_file(p, own.as_deref()))
+            .find(|p| crate::fsutil::is_executable(p) && !same_file(p, own.as_deref()))
     };
     if CORE_DRIVERS.contains(&name) {
         return ["docker-machine", "rancher-machine"]
@@ -71,11 +68,6 @@ pub fn find_binary(name: &str) -> Result<PathBuf, DriverError> {
         name: name.to_string(),
         builtins: builtin_names(),
     })
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 fn same_file(a: &Path, b: Option<&Path>) -> bool {

@@ -396,9 +396,12 @@ impl Qemu {
                 c.memory
             )));
         }
-        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
-            .any(|dir| dir.join(&c.binary).is_file())
-            || Path::new(&c.binary).is_file();
+        let found = match c.binary.contains('/') {
+            true => crate::fsutil::is_executable(Path::new(&c.binary)),
+            false => crate::fsutil::path_dirs()
+                .iter()
+                .any(|dir| crate::fsutil::is_executable(&dir.join(&c.binary))),
+        };
         if !found {
             return Err(DriverError::Config(format!(
                 "{} is not installed (on Debian/Ubuntu: apt-get install --no-install-recommends qemu-system-x86 qemu-utils)",

@@ -94,8 +94,11 @@ pub async fn make_disk(
 
 /// Makes the cloud-init NoCloud seed (a FAT volume labelled CIDATA): hostname, root's SSH key.
 pub async fn make_seed(dir: &Path, name: &str, public_key: &str) -> Result<(), DriverError> {
+    // Only what hoist needs, so that the first boot is short under emulation: the hostname, root
+    // with the key, one (ed25519) host key; the image's other config and final modules are left
+    // out (hoist provisions Docker over SSH).
     let user_data = format!(
-        "#cloud-config\nhostname: {name}\npreserve_hostname: false\ndisable_root: false\nssh_pwauth: false\nusers:\n  - name: root\n    ssh_authorized_keys:\n      - {public_key}\n"
+        "#cloud-config\nhostname: {name}\npreserve_hostname: false\ndisable_root: false\nssh_pwauth: false\nssh_genkeytypes: [ed25519]\nusers:\n  - name: root\n    ssh_authorized_keys:\n      - {public_key}\ncloud_config_modules: [runcmd]\ncloud_final_modules: [scripts-user]\n"
     );
     let mut id = [0u8; 8];
     getrandom::fill(&mut id).map_err(|e| fail("random instance ID", e))?;
