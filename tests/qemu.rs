@@ -405,3 +405,29 @@ fn bad_inputs_and_downloads_fail_in_one_line_and_leave_nothing_behind() {
     assert_eq!(fs::read(cache.join(&part_name)).unwrap(), body);
     sb.ok(&["rm", "-y", "dl"]);
 }
+
+#[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
+fn an_image_with_its_own_bootloader_boots_from_qemu_image_alone() {
+    lab::require();
+    let _turn = BOOTING.lock().unwrap_or_else(|e| e.into_inner());
+    let sb = Sandbox::new();
+    let _vms = KillVmsAtEnd(sb.store_path());
+    // As a user's cloud image: no kernel, no initrd, the disk's own MBR and syslinux boot it.
+    let bootable = &vm_image().bootable;
+    sb.ok(&["create", "-d", "qemu", "--qemu-image", bootable, "cloud"]);
+    assert_eq!(sb.ok(&["ssh", "cloud", "hostname"]), "cloud\n");
+    let tar = lab::busybox_tarball(sb.dir.path());
+    assert_eq!(
+        shell_ok(
+            &sb,
+            &format!(
+                "eval $(hoist env cloud) && docker import {} bb:1 >/dev/null && docker run --rm bb:1 busybox echo booted-by-syslinux",
+                tar.display()
+            )
+        ),
+        "booted-by-syslinux\n"
+    );
+    sb.ok(&["rm", "-y", "cloud"]);
+    assert_eq!(qemu_processes(&sb.store().machine_dir("cloud")), 0);
+}

@@ -200,11 +200,14 @@ pub fn created(sb: &Sandbox, host: &LabHost, name: &str, extra: &[&str]) {
     );
 }
 
-/// The lab's VM image for the qemu driver (built once, cached): its disk, kernel and initrd.
+/// The lab's VM image for the qemu driver (built once, cached): its disk, kernel and initrd, and
+/// the bootable variant.
 pub struct VmImage {
     pub disk: String,
     pub kernel: String,
     pub initrd: String,
+    /// The same system as a disk with its own bootloader (syslinux), booted from the image alone.
+    pub bootable: String,
 }
 
 /// The VM image, built by `lab vm-image` on first use.
@@ -224,6 +227,7 @@ pub fn vm_image() -> &'static VmImage {
             disk: field("disk"),
             kernel: field("kernel"),
             initrd: field("initrd"),
+            bootable: field("bootable"),
         }
     })
 }
