@@ -18,7 +18,8 @@
 //! - [`contexts`]: docker CLI contexts for machines, in the docker CLI's own store.
 //! - [`ops`]: the operations behind the commands (create, ls, env, rm, power, …), on a
 //!   [`ops::Machine`]: a record with its driver open.
-//! - [`fsutil`]: atomic writes and file locks; [`netaddr`]: host:port as Go joins them.
+//! - [`fsutil`]: atomic writes and file locks; [`netaddr`]: host:port as Go joins them;
+//!   [`web`]: one HTTP(S) request to a web server (downloads, cloud APIs).
 //! - [`error`]: typed errors and exit codes.
 
 pub mod cert;
@@ -37,3 +38,4 @@ pub mod report;
 pub mod shell;
 pub mod ssh;
 pub mod store;
+pub mod web;

@@ -604,7 +604,7 @@ fn bad_input_is_one_line_nonzero_and_changes_nothing() {
         ),
         (
             &["create", "-d", "frobnicate", "x"],
-            "Driver \"frobnicate\" not found. Do you have the plugin binary \"docker-machine-driver-frobnicate\" accessible in your PATH? hoist builds in none, generic, qemu (choose one with -d); other drivers are docker-machine plugin binaries (docker-machine-driver-NAME on the PATH or beside hoist)",
+            "Driver \"frobnicate\" not found. Do you have the plugin binary \"docker-machine-driver-frobnicate\" accessible in your PATH? hoist builds in none, generic, qemu, amazonec2 (choose one with -d); other drivers are docker-machine plugin binaries (docker-machine-driver-NAME on the PATH or beside hoist)",
         ),
         (
             &["create", "-d", "none", "--url", "tcp://127.0.0.1:1"],

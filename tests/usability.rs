@@ -64,7 +64,7 @@ fn usage_errors_are_one_line_with_the_right_hint() {
     let err = sb.fails(&["create", "web"]);
     assert!(
         err.contains("\"virtualbox\"")
-            && err.contains("it builds in none, generic, qemu (choose one with -d)"),
+            && err.contains("it builds in none, generic, qemu, amazonec2 (choose one with -d)"),
         "{err}"
     );
 }

@@ -30,6 +30,7 @@ pub const BUILTIN: Builtin = Builtin {
     name: "generic",
     flags,
     open,
+    prefetch: None,
 };
 
 fn flags() -> Vec<Flag> {
@@ -219,18 +220,7 @@ impl Generic {
 }
 
 impl Driver for Generic {
-    fn name(&self) -> &str {
-        "generic"
-    }
-    fn config(&self) -> DriverFuture<'_, Map<String, Value>> {
-        ready(untyped_config(&self.config))
-    }
-    fn set_config(&mut self, config: Map<String, Value>) -> DriverFuture<'_, ()> {
-        ready(typed_config(&config).map(|c| self.config = c))
-    }
-    fn create_flags(&self) -> DriverFuture<'_, Vec<Flag>> {
-        ready(Ok(flags()))
-    }
+    typed_config_methods!("generic");
     fn set_config_from_flags<'a>(&'a mut self, flags: &'a FlagValues) -> DriverFuture<'a, ()> {
         let result = (|| {
             let c = &mut self.config;

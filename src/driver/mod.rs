@@ -6,6 +6,26 @@
 //! protocol ([`plugin`]). Commands and `ops` only ever see `Box<dyn Driver>` from [`open`].
 //! Each driver owns its part of `config.json` (the `Driver` object), kept as it is.
 
+/// The four [`Driver`] methods that a built-in driver keeping its part of the record in a typed
+/// `config` field, with its flags from a `flags()` function, writes the same way.
+macro_rules! typed_config_methods {
+    ($name:literal) => {
+        fn name(&self) -> &str {
+            $name
+        }
+        fn config(&self) -> DriverFuture<'_, Map<String, Value>> {
+            ready(untyped_config(&self.config))
+        }
+        fn set_config(&mut self, config: Map<String, Value>) -> DriverFuture<'_, ()> {
+            ready(typed_config(&config).map(|c| self.config = c))
+        }
+        fn create_flags(&self) -> DriverFuture<'_, Vec<Flag>> {
+            ready(Ok(flags()))
+        }
+    };
+}
+
+pub mod amazonec2;
 #[cfg(test)]
 pub mod fake;
 pub mod flag;
@@ -14,6 +34,7 @@ pub mod none;
 pub mod plugin;
 pub mod qemu;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
@@ -163,10 +184,19 @@ pub trait Driver: Send + Sync {
     fn running_wait(&self) -> Duration {
         STATE_WAIT
     }
+    /// Whether a create that fails once the driver began making the machine removes what it made
+    /// (cloud instances cost money) unless `create --keep-on-failure`; else the record stays,
+    /// listed as failed, for `provision` or `rm`.
+    fn removes_failed_create(&self) -> bool {
+        false
+    }
     /// Whether provisioning keeps the host's hostname (generic's `--generic-keep-hostname`).
     fn keeps_hostname(&self) -> bool {
         false
     }
+    /// Gives the driver a way to write its config into the machine's record at once, so that
+    /// what it has made is recorded even if hoist is killed before the operation ends.
+    fn set_record_writer(&mut self, _writer: RecordWriter) {}
     /// Ends the driver's session: a plugin is told to close and its process reaped.
     fn close(self: Box<Self>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
         Box::pin(async {})
@@ -182,7 +212,12 @@ pub struct DriverEnv {
     pub ssh_host_key: Option<String>,
     /// The machine's name (for messages).
     pub machine: String,
+    /// What the driver's [`Builtin::prefetch`] learnt of this machine (in `ls`).
+    pub prefetched: Option<Value>,
 }
+
+/// Replaces the driver part of a machine's record (see [`Driver::set_record_writer`]).
+pub type RecordWriter = Arc<dyn Fn(Map<String, Value>) -> Result<(), String> + Send + Sync>;
 
 impl DriverEnv {
     /// An environment for `machine` whose messages go to `report`.
@@ -191,6 +226,7 @@ impl DriverEnv {
             report,
             ssh_host_key: None,
             machine: machine.to_string(),
+            prefetched: None,
         }
     }
 }
@@ -198,15 +234,51 @@ impl DriverEnv {
 /// How a built-in driver is opened on a record's driver config.
 pub type OpenFn = fn(&Map<String, Value>, &DriverEnv) -> Result<Box<dyn Driver>, DriverError>;
 
+/// A machine's name and its driver config.
+pub type NamedConfig = (String, Map<String, Value>);
+
+/// How a built-in driver learns about many machines at once (`ls`): given each machine's name
+/// and driver config, what it found per name, handed to each driver in
+/// [`DriverEnv::prefetched`].
+pub type PrefetchFn =
+    fn(Vec<NamedConfig>) -> Pin<Box<dyn Future<Output = HashMap<String, Value>> + Send>>;
+
 /// A built-in driver: its name, its flags and how to open it on a record's config.
 pub struct Builtin {
     pub name: &'static str,
     pub flags: fn() -> Vec<Flag>,
     pub open: OpenFn,
+    /// For drivers whose state comes from an API that answers for many machines in one call.
+    pub prefetch: Option<PrefetchFn>,
 }
 
 /// The drivers hoist builds in. A new built-in driver is one module and one line here.
-pub static BUILTIN_DRIVERS: &[Builtin] = &[none::BUILTIN, generic::BUILTIN, qemu::BUILTIN];
+pub static BUILTIN_DRIVERS: &[Builtin] = &[
+    none::BUILTIN,
+    generic::BUILTIN,
+    qemu::BUILTIN,
+    amazonec2::BUILTIN,
+];
+
+/// Asks each built-in driver that can about all of its machines at once; what each found, by
+/// machine name. `machines`: (name, driver name, driver config).
+pub async fn prefetch(
+    machines: Vec<(String, String, Map<String, Value>)>,
+) -> HashMap<String, Value> {
+    let mut by_driver: HashMap<String, Vec<NamedConfig>> = HashMap::new();
+    for (name, driver, config) in machines {
+        if builtin(&driver).is_some_and(|b| b.prefetch.is_some()) {
+            by_driver.entry(driver).or_default().push((name, config));
+        }
+    }
+    let mut found = HashMap::new();
+    for (driver, members) in by_driver {
+        if let Some(prefetch) = builtin(&driver).and_then(|b| b.prefetch) {
+            found.extend(prefetch(members).await);
+        }
+    }
+    found
+}
 
 /// libmachine's core drivers: served by a `docker-machine` binary when not built in.
 pub const CORE_DRIVERS: &[&str] = &[

@@ -16,6 +16,7 @@ pub const BUILTIN: Builtin = Builtin {
     name: "none",
     flags,
     open,
+    prefetch: None,
 };
 
 fn flags() -> Vec<Flag> {

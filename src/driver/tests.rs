@@ -24,7 +24,7 @@ fn states_have_libmachines_numbers_and_names() {
 
 #[test]
 fn the_table_has_the_builtins_and_their_flags() {
-    assert_eq!(builtin_names(), "none, generic, qemu");
+    assert_eq!(builtin_names(), "none, generic, qemu, amazonec2");
     assert!(is_builtin("generic") && is_builtin("none") && !is_builtin("labplug"));
     let qemu: Vec<String> = (builtin("qemu").unwrap().flags)()
         .into_iter()

@@ -50,6 +50,8 @@ pub struct CreateOptions {
     pub tls_sans: Vec<String>,
     /// How to install Docker where it is missing.
     pub install_method: crate::provision::InstallMethod,
+    /// Keep what a failed create made (for drivers that otherwise remove it: cloud instances).
+    pub keep_on_failure: bool,
 }
 
 /// The record of a new machine, as docker-machine's `create` builds it.
@@ -235,6 +237,9 @@ async fn create_machine(
     machine.take_driver_config().await?;
     crate::provision::set_install_method(&mut machine.host, opts.install_method);
     ctx.store.create(&machine.host)?;
+    machine
+        .driver
+        .set_record_writer(super::record_writer(&ctx.store, &opts.name));
     report.info("Creating machine...");
     let result = make_and_provision(ctx, machine, report).await;
     // Whatever happened, the record keeps what the driver made (an instance to remove later).
@@ -248,6 +253,28 @@ async fn create_machine(
             host.set_lifecycle(Lifecycle::Running, "");
             ctx.store.save(host)?;
             Ok(host.clone())
+        }
+        Err(e) if machine.driver.removes_failed_create() && !opts.keep_on_failure => {
+            report.info("Removing what the failed create made (--keep-on-failure keeps it)...");
+            let removed = machine.driver.remove().await;
+            let outcome = match removed {
+                Ok(()) => {
+                    ctx.store.remove(&opts.name)?;
+                    "everything it made was removed".to_string()
+                }
+                Err(undo) => {
+                    host.set_lifecycle(Lifecycle::Failed, &e.to_string());
+                    ctx.store.save(host)?;
+                    format!(
+                        "removing what it made failed too ({undo}); '{p} rm {n}' tries again",
+                        p = crate::context::program_name(),
+                        n = opts.name
+                    )
+                }
+            };
+            Err(Error::Other(format!(
+                "Error creating machine: {e}; {outcome}"
+            )))
         }
         Err(e) => {
             host.set_lifecycle(Lifecycle::Failed, &e.to_string());

@@ -377,6 +377,17 @@ pub async fn query_all(
     let clients = ClientCache::default();
     let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_QUERIES));
     let deadline = tokio::time::Instant::now() + timeout;
+    // Drivers with an API that answers for many machines (EC2) are asked once per account.
+    let asked: Vec<(String, String, serde_json::Map<String, serde_json::Value>)> = loaded
+        .iter()
+        .filter_map(|(name, host)| host.as_ref().ok().map(|h| (name, h)))
+        .filter(|(_, h)| matches!(h.lifecycle(), Lifecycle::Running | Lifecycle::Failed))
+        .filter(|(_, h)| filters.matches_static(h, &masters))
+        .map(|(name, h)| (name.clone(), h.driver_name.clone(), h.driver.clone()))
+        .collect();
+    let mut prefetched = tokio::time::timeout_at(deadline, driver::prefetch(asked))
+        .await
+        .unwrap_or_default();
     let mut tasks = Vec::new();
     let mut items = Vec::new();
     for (name, host) in loaded {
@@ -399,7 +410,9 @@ pub async fn query_all(
         let engine = clients.for_paths(&super::cert_paths(&host));
         let limit = limit.clone();
         let docker_host = docker_host.clone();
-        let env = super::driver_env(&host, plugin_output.clone());
+        let mut env = super::driver_env(&host, plugin_output.clone());
+        env.prefetched = prefetched.remove(&host.name);
+        let record = super::record_writer(store, &host.name);
         let plugins = plugins.clone();
         // Only an unfinished create asks whether its lock is still held (no lock I/O otherwise).
         let lock_free = !matches!(
@@ -424,6 +437,7 @@ pub async fn query_all(
                         lock_free,
                         env,
                         plugins,
+                        record,
                     };
                     let mut item = query_host(host, query).await;
                     item.response_time = started.elapsed();
@@ -464,6 +478,8 @@ struct Query {
     lock_free: bool,
     env: driver::DriverEnv,
     plugins: Arc<Semaphore>,
+    /// Writes the machine's driver config (a driver that saw its address change).
+    record: driver::RecordWriter,
 }
 
 async fn query_host(host: Arc<Host>, q: Query) -> ListItem {
@@ -499,7 +515,8 @@ async fn query_host(host: Arc<Host>, q: Query) -> ListItem {
         false => q.plugins.clone().acquire_owned().await.ok(),
     };
     match driver::open(&host.driver_name, &host.driver, &q.env).await {
-        Ok(driver) => {
+        Ok(mut driver) => {
+            driver.set_record_writer(q.record.clone());
             query_driver(&mut item, driver.as_ref(), &q).await;
             driver.close().await;
         }

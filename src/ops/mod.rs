@@ -43,7 +43,8 @@ impl Machine {
     /// Opens the driver of a loaded record.
     pub async fn open(ctx: &Context, host: Host) -> Result<Machine> {
         let env = driver_env(&host, ctx.report.clone());
-        let driver = driver::open(&host.driver_name, &host.driver, &env).await?;
+        let mut driver = driver::open(&host.driver_name, &host.driver, &env).await?;
+        driver.set_record_writer(record_writer(&ctx.store, &host.name));
         Ok(Machine { host, driver })
     }
 
@@ -88,6 +89,17 @@ pub fn driver_env(host: &Host, report: Arc<dyn Reporter>) -> DriverEnv {
     let mut env = DriverEnv::new(&host.name, report);
     env.ssh_host_key = session::pinned_key(host);
     env
+}
+
+/// Writes the driver part of machine `name`'s record (a removed machine is not brought back).
+pub fn record_writer(store: &crate::store::Store, name: &str) -> driver::RecordWriter {
+    let store = store.clone();
+    let name = name.to_string();
+    Arc::new(move |config| {
+        let mut host = store.load(&name).map_err(|e| e.to_string())?;
+        host.driver = config;
+        store.save(&host).map_err(|e| e.to_string())
+    })
 }
 
 /// The CA and client certificate a machine's record points at.

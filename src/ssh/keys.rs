@@ -138,3 +138,29 @@ pub(super) async fn authenticate(
         hint,
     })
 }
+
+/// Makes a new ed25519 key pair for a machine: the private key at `path` (0600) and the public
+/// one at `path.pub`; returns the public key line.
+pub fn make_key(path: &Path, comment: &str) -> Result<String, SshError> {
+    use russh::keys::ssh_key::{LineEnding, private::Ed25519Keypair};
+    let fail = |e: &dyn std::fmt::Display| SshError::Key {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| fail(&e))?;
+    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    key.set_comment(comment);
+    let private = key.to_openssh(LineEnding::LF).map_err(|e| fail(&e))?;
+    let public = key.public_key().to_openssh().map_err(|e| fail(&e))?;
+    crate::fsutil::write_atomic(path, private.as_bytes(), 0o600).map_err(|e| fail(&e))?;
+    let mut public_path = path.as_os_str().to_owned();
+    public_path.push(".pub");
+    crate::fsutil::write_atomic(
+        Path::new(&public_path),
+        format!("{public}\n").as_bytes(),
+        0o644,
+    )
+    .map_err(|e| fail(&e))?;
+    Ok(public)
+}

@@ -17,7 +17,7 @@ use russh::ChannelMsg;
 use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PublicKey};
 
-pub use keys::DEFAULT_KEYS;
+pub use keys::{DEFAULT_KEYS, make_key};
 pub use quote::quote;
 pub use remote::Remote;
 

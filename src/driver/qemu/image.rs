@@ -4,14 +4,11 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
 
 use super::DriverError;
 use crate::report::Reporter;
@@ -22,8 +19,6 @@ pub const CACHE_DIR: &str = "cache";
 const NETWORK_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many redirects a download follows.
 const MAX_REDIRECTS: usize = 5;
-/// Where Debian-family systems keep the CAs that web servers are checked against.
-const SYSTEM_CAS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 fn fail(e: impl std::fmt::Display) -> DriverError {
     DriverError::Config(e.to_string())
@@ -328,81 +323,19 @@ async fn get(url: &str, from: u64) -> Result<hyper::Response<Incoming>, DriverEr
 }
 
 async fn get_once(url: &str, from: u64) -> Result<hyper::Response<Incoming>, DriverError> {
-    let cannot = |e: &dyn std::fmt::Display| fail(format!("cannot fetch {url}: {e}"));
-    let (tls, rest) = match url.split_once("://") {
-        Some(("https", rest)) => (true, rest),
-        Some(("http", rest)) => (false, rest),
-        _ => return Err(cannot(&"not an http(s) URL")),
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => (
-            h.trim_matches(['[', ']']).to_string(),
-            p.parse::<u16>().map_err(|_| cannot(&"bad port"))?,
-        ),
-        _ => (authority.to_string(), if tls { 443 } else { 80 }),
-    };
-    let tcp = tokio::time::timeout(NETWORK_TIMEOUT, TcpStream::connect((host.as_str(), port)))
-        .await
-        .map_err(|_| cannot(&"timed out connecting"))?
-        .map_err(|e| cannot(&crate::engine::io_reason(&e)))?;
-    let mut request = hyper::Request::get(path)
-        .header(hyper::header::HOST, authority)
-        .header(
-            hyper::header::USER_AGENT,
-            concat!("hoist/", env!("CARGO_PKG_VERSION")),
-        );
+    let target =
+        crate::web::WebUrl::parse(url).map_err(|e| fail(format!("cannot fetch {url}: {e}")))?;
+    let mut request = hyper::Request::get(target.path.as_str())
+        .header(hyper::header::USER_AGENT, crate::web::USER_AGENT);
     if from > 0 {
         request = request.header(hyper::header::RANGE, format!("bytes={from}-"));
     }
     let request = request
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| cannot(&e))?;
-    macro_rules! send {
-        ($io:expr) => {{
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new($io))
-                    .await
-                    .map_err(|e| cannot(&e))?;
-            tokio::spawn(connection);
-            tokio::time::timeout(NETWORK_TIMEOUT, sender.send_request(request))
-                .await
-                .map_err(|_| cannot(&"no answer within 60s"))?
-                .map_err(|e| cannot(&e))
-        }};
-    }
-    if !tls {
-        return send!(tcp);
-    }
-    let name = ServerName::try_from(host.clone()).map_err(|e| cannot(&e))?;
-    let stream = tokio_rustls::TlsConnector::from(web_tls()?)
-        .connect(name, tcp)
+        .body(Full::<Bytes>::default())
+        .map_err(|e| fail(format!("cannot fetch {url}: {e}")))?;
+    crate::web::send(&target, request, NETWORK_TIMEOUT)
         .await
-        .map_err(|e| cannot(&e))?;
-    send!(stream)
-}
-
-/// A TLS client trusting the system's CAs, for web servers.
-fn web_tls() -> Result<Arc<rustls::ClientConfig>, DriverError> {
-    let pem = std::fs::read(SYSTEM_CAS).map_err(|e| {
-        fail(format!(
-            "cannot read the system's CAs {SYSTEM_CAS} for an https download ({e}): install ca-certificates"
-        ))
-    })?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut pem.as_slice()).flatten() {
-        let _ = roots.add(cert);
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(fail)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+        .map_err(fail)
 }
 
 #[cfg(test)]

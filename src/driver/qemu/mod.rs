@@ -34,6 +34,7 @@ pub const BUILTIN: Builtin = Builtin {
     name: "qemu",
     flags,
     open,
+    prefetch: None,
 };
 
 fn flags() -> Vec<Flag> {
@@ -294,7 +295,11 @@ impl Qemu {
             .info("Creating the VM's disk and cloud-init seed...");
         let base = PathBuf::from(&self.config.base_image);
         vm::make_disk(&base, &self.config.base_format, &dir, self.config.disk_size).await?;
-        let public = vm::make_ssh_key(&dir, &format!("hoist-{}", self.config.base.machine_name))?;
+        let public = crate::ssh::make_key(
+            &dir.join(vm::SSH_KEY),
+            &format!("hoist-{}", self.config.base.machine_name),
+        )
+        .map_err(|e| DriverError::Config(e.to_string()))?;
         self.config.base.ssh_key_path = dir.join(vm::SSH_KEY).to_string_lossy().to_string();
         vm::make_seed(&dir, &self.config.base.machine_name, &public).await?;
         self.env.report.info(&format!(
@@ -413,18 +418,7 @@ impl Qemu {
 }
 
 impl Driver for Qemu {
-    fn name(&self) -> &str {
-        "qemu"
-    }
-    fn config(&self) -> DriverFuture<'_, Map<String, Value>> {
-        ready(untyped_config(&self.config))
-    }
-    fn set_config(&mut self, config: Map<String, Value>) -> DriverFuture<'_, ()> {
-        ready(typed_config(&config).map(|c| self.config = c))
-    }
-    fn create_flags(&self) -> DriverFuture<'_, Vec<Flag>> {
-        ready(Ok(flags()))
-    }
+    typed_config_methods!("qemu");
     fn set_config_from_flags<'a>(&'a mut self, flags: &'a FlagValues) -> DriverFuture<'a, ()> {
         ready(self.check_flags(flags))
     }

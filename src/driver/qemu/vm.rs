@@ -127,32 +127,6 @@ pub async fn make_seed(dir: &Path, name: &str, public_key: &str) -> Result<(), D
     Ok(())
 }
 
-/// Makes the VM's SSH key (ed25519) in the machine directory; returns the public key line.
-pub fn make_ssh_key(dir: &Path, comment: &str) -> Result<String, DriverError> {
-    use russh::keys::ssh_key::{LineEnding, PrivateKey, private::Ed25519Keypair};
-    let mut seed = [0u8; 32];
-    getrandom::fill(&mut seed).map_err(|e| fail("random key", e))?;
-    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-    key.set_comment(comment);
-    let private = key
-        .to_openssh(LineEnding::LF)
-        .map_err(|e| fail("SSH key", e))?;
-    let public = key
-        .public_key()
-        .to_openssh()
-        .map_err(|e| fail("SSH key", e))?;
-    let path = dir.join(SSH_KEY);
-    crate::fsutil::write_atomic(&path, private.as_bytes(), 0o600)
-        .map_err(|e| fail("SSH key", e))?;
-    crate::fsutil::write_atomic(
-        &dir.join(format!("{SSH_KEY}.pub")),
-        format!("{public}\n").as_bytes(),
-        0o644,
-    )
-    .map_err(|e| fail("SSH key", e))?;
-    Ok(public)
-}
-
 /// Two free TCP ports on 127.0.0.1 (for SSH and Docker): bound and released, so QEMU may still
 /// lose a race for one to another program (the launch is then retried with others).
 pub fn free_ports() -> Result<(u16, u16), DriverError> {

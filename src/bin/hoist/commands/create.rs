@@ -110,6 +110,10 @@ pub struct Args {
     #[arg(long, env = "MACHINE_ENGINE_INSTALL_METHOD", default_value = "auto")]
     engine_install_method: String,
 
+    /// Keep what a failed create made (a cloud instance is otherwise removed), for 'provision' or 'rm'
+    #[arg(long)]
+    keep_on_failure: bool,
+
     /// The machine name
     names: Vec<String>,
 
@@ -395,6 +399,7 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
         },
         tls_sans: args.tls_san,
         install_method,
+        keep_on_failure: args.keep_on_failure,
     };
     create::create(ctx, &opts, driver, printer).await?;
     printer.finish();

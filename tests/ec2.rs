@@ -1,0 +1,541 @@
+//! The amazonec2 driver against a real EC2 API peer: moto's server on 127.0.0.1 (through
+//! `lab/moto-ec2.py`, which hands out lab-host addresses as instances' public IPs, counts calls
+//! and injects faults), checked with boto3 — AWS's own SDK — as an independent reader of moto's
+//! state. Provisioning goes over SSH to a real lab host. No address but 127.0.0.1 and lab hosts is
+//! ever contacted.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::lab::{self, LabHost, Variant};
+use common::{Sandbox, shell_ok, stderr, stdout};
+
+/// moto's EC2 API on a free port of 127.0.0.1, ended when dropped.
+struct Moto {
+    child: Child,
+    port: u16,
+    python: String,
+}
+
+impl Moto {
+    /// Starts moto; instances get `public_ips` in turn (none: 127.0.0.1).
+    fn start(public_ips: &[&str]) -> Moto {
+        lab::require();
+        let out = lab::lab(&["moto"]);
+        assert!(out.status.success(), "lab moto failed: {}", stderr(&out));
+        let python = stdout(&out).trim().to_string();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("lab/moto-ec2.py");
+        let child = Command::new(&python)
+            .arg(script)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--public-ips",
+                &public_ips.join(","),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "moto did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto {
+            child,
+            port,
+            python,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs Python with `ec2` (a boto3 client of this moto) defined; its stdout as JSON.
+    fn boto(&self, script: &str) -> serde_json::Value {
+        let program = format!(
+            "import boto3, json\nec2 = boto3.client('ec2', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')\n{script}",
+            self.endpoint()
+        );
+        let out = Command::new(&self.python)
+            .args(["-c", &program])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "boto3: {}\n{script}", stderr(&out));
+        serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
+    }
+
+    /// The instances that are not terminated: ID → state.
+    fn live_instances(&self) -> HashMap<String, String> {
+        let v = self.boto(
+            "r = ec2.describe_instances()\nprint(json.dumps({i['InstanceId']: i['State']['Name'] for res in r['Reservations'] for i in res['Instances'] if i['State']['Name'] != 'terminated'}))",
+        );
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn key_pairs(&self) -> Vec<String> {
+        let v = self.boto(
+            "print(json.dumps(sorted(k['KeyName'] for k in ec2.describe_key_pairs()['KeyPairs'])))",
+        );
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn control(&self, path: &str) -> String {
+        let out = Command::new("curl")
+            .args(["-sf", "-X", "POST", &format!("{}{path}", self.endpoint())])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "moto control {path} failed");
+        stdout(&out)
+    }
+
+    /// The EC2 calls made since the last reset, by action.
+    fn calls(&self) -> HashMap<String, u64> {
+        serde_json::from_str(&self.control("/_hoist/calls")).unwrap()
+    }
+
+    fn reset_calls(&self) {
+        self.control("/_hoist/calls/reset");
+    }
+
+    /// Makes the next `count` calls of `action` fail with `kind` (see lab/moto-ec2.py).
+    fn fault(&self, action: &str, kind: &str, count: u32, extra: &str) {
+        self.control(&format!(
+            "/_hoist/fault?action={action}&kind={kind}&count={count}{extra}"
+        ));
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `create -d amazonec2` against `moto` with test credentials, plus `extra`, for `name`.
+fn ec2_args(moto: &Moto, name: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "create",
+        "-d",
+        "amazonec2",
+        "--amazonec2-endpoint",
+        &moto.endpoint(),
+        "--amazonec2-access-key",
+        "testing",
+        "--amazonec2-secret-key",
+        "testing",
+        "--amazonec2-ami",
+        "ami-12c6146b",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    args.push(name.into());
+    args
+}
+
+fn run(sb: &Sandbox, args: &[String]) -> std::process::Output {
+    sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Imports the lab's SSH key into moto as the key pair `lab` (what the hosts trust), and makes
+/// the instance profile `runner`.
+fn lab_key_pair(moto: &Moto, host: &LabHost) {
+    let public = std::fs::read_to_string(format!("{}.pub", host.key_str())).unwrap();
+    moto.boto(&format!(
+        "ec2.import_key_pair(KeyName='lab', PublicKeyMaterial={:?})
+iam = boto3.client('iam', endpoint_url='{}', region_name='us-east-1', aws_access_key_id='testing', aws_secret_access_key='testing')
+iam.create_instance_profile(InstanceProfileName='runner')
+print('{{}}')",
+        public.trim(),
+        moto.endpoint()
+    ));
+}
+
+#[test]
+#[ignore = "lab: moto's EC2 API and a real lab host (HOIST_LAB=1, lab/test)"]
+fn create_to_docker_run_every_flag_visible_lifecycle_ls_and_rm() {
+    let host = LabHost::start(Variant::Docker, false);
+    let moto = Moto::start(&[&host.ip]);
+    lab_key_pair(&moto, &host);
+    let sb = Sandbox::new();
+    let userdata = sb.dir.path().join("userdata");
+    std::fs::write(&userdata, "#cloud-config\n").unwrap();
+    let key = host.key_str();
+    let out = run(
+        &sb,
+        &ec2_args(
+            &moto,
+            "m1",
+            &[
+                "--amazonec2-keypair-name",
+                "lab",
+                "--amazonec2-ssh-keypath",
+                &key,
+                "--amazonec2-ssh-user",
+                "root",
+                "--amazonec2-instance-type",
+                "t3.small",
+                "--amazonec2-zone",
+                "b",
+                "--amazonec2-root-size",
+                "24",
+                "--amazonec2-volume-type",
+                "gp3",
+                "--amazonec2-tags",
+                "team,ci,cost-center,42",
+                "--amazonec2-open-port",
+                "8080",
+                "--amazonec2-open-port",
+                "53/udp",
+                "--amazonec2-metadata-token",
+                "required",
+                "--amazonec2-metadata-token-response-hop-limit",
+                "2",
+                "--amazonec2-volume-encrypted",
+                "--amazonec2-kms-key",
+                "alias/hoist",
+                "--amazonec2-monitoring",
+                "--amazonec2-use-ebs-optimized-instance",
+                "--amazonec2-iam-instance-profile",
+                "runner",
+                "--amazonec2-userdata",
+                userdata.to_str().unwrap(),
+            ],
+        ),
+    );
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+
+    // The real docker CLI through `env` reaches the daemon provisioned on the lab host.
+    let dir = tempfile::tempdir().unwrap();
+    let tar = lab::busybox_tarball(dir.path());
+    let ran = shell_ok(
+        &sb,
+        &format!(
+            "eval $(hoist env m1) && docker import {} bb:ec2 >/dev/null && docker run --rm bb:ec2 /bin/busybox echo ran-on-ec2",
+            tar.display()
+        ),
+    );
+    assert!(ran.contains("ran-on-ec2"), "{ran}");
+    assert_eq!(sb.ok(&["ip", "m1"]).trim(), host.ip);
+
+    // Every flag's effect, as boto3 reads moto's state.
+    let id = sb.ok(&["inspect", "m1", "-f", "{{.Driver.InstanceId}}"]);
+    let id = id.trim();
+    let state = moto.boto(&format!(
+        r#"i = ec2.describe_instances(InstanceIds=['{id}'])['Reservations'][0]['Instances'][0]
+tags = {{t['Key']: t['Value'] for t in i.get('Tags', [])}}
+vol = i['BlockDeviceMappings'][0]['Ebs']['VolumeId']
+v = ec2.describe_volumes(VolumeIds=[vol])['Volumes'][0]
+sg = ec2.describe_security_groups(GroupIds=[g['GroupId'] for g in i['NetworkInterfaces'][0]['Groups']])['SecurityGroups'][0]
+ports = sorted('%s/%s' % (p['FromPort'], p['IpProtocol']) for p in sg['IpPermissions'])
+print(json.dumps({{'tags': tags, 'type': i['InstanceType'], 'zone': i['Placement']['AvailabilityZone'],
+  'key': i['KeyName'], 'meta': i['MetadataOptions'], 'encrypted': v['Encrypted'], 'kms': v.get('KmsKeyId'),
+  'size': v['Size'], 'voltype': v['VolumeType'], 'group': sg['GroupName'], 'ports': ports,
+  'monitoring': i['Monitoring']['State'], 'ebs_optimized': i['EbsOptimized'],
+  'profile': i.get('IamInstanceProfile', {{}}).get('Arn', ''),
+  'voltags': {{t['Key']: t['Value'] for t in v.get('Tags', [])}}}}))"#
+    ));
+    assert_eq!(state["tags"]["Name"], "m1");
+    assert_eq!(state["tags"]["team"], "ci");
+    assert_eq!(state["tags"]["cost-center"], "42");
+    assert!(state["tags"]["hoist-client-token"].as_str().unwrap().len() == 32);
+    assert_eq!(
+        state["voltags"]["Name"], "m1",
+        "volumes are tagged at launch"
+    );
+    assert_eq!(state["type"], "t3.small");
+    assert_eq!(state["zone"], "us-east-1b");
+    assert_eq!(state["key"], "lab");
+    assert_eq!(state["meta"]["HttpTokens"], "required");
+    assert_eq!(state["meta"]["HttpPutResponseHopLimit"], 2);
+    assert_eq!(state["encrypted"], true);
+    assert_eq!(state["kms"], "alias/hoist");
+    assert_eq!(state["size"], 24);
+    assert_eq!(state["voltype"], "gp3");
+    assert_eq!(state["group"], "docker-machine");
+    assert_eq!(
+        state["ports"],
+        serde_json::json!(["22/tcp", "2376/tcp", "53/udp", "8080/tcp"])
+    );
+    assert_eq!(state["monitoring"], "enabled");
+    assert_eq!(state["ebs_optimized"], true);
+    assert!(state["profile"].as_str().unwrap().ends_with("/runner"));
+
+    // ls asks EC2 once; status once.
+    moto.reset_calls();
+    let ls = sb.ok(&[
+        "ls",
+        "--format",
+        "{{.Name}} {{.State}} {{.URL}} {{.DockerVersion}}",
+    ]);
+    assert!(
+        ls.starts_with(&format!("m1 Running tcp://{}:2376 v", host.ip)),
+        "{ls}"
+    );
+    assert_eq!(
+        moto.calls(),
+        HashMap::from([("DescribeInstances".into(), 1)])
+    );
+
+    // Throttling is retried with backoff (5 retries by default), and gives up after them.
+    moto.reset_calls();
+    moto.fault("DescribeInstances", "throttle", 3, "");
+    assert_eq!(sb.ok(&["status", "m1"]).trim(), "Running");
+    assert_eq!(moto.calls()["DescribeInstances"], 4);
+    moto.fault("DescribeInstances", "throttle", 6, "");
+    let err = sb.fails(&["status", "m1"]);
+    assert!(err.contains("RequestLimitExceeded"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // Lifecycle through the API, states as docker-machine maps them.
+    sb.ok(&["stop", "m1"]);
+    assert_eq!(moto.live_instances()[id], "stopped");
+    assert_eq!(sb.ok(&["status", "m1"]).trim(), "Stopped");
+    assert!(sb.fails(&["url", "m1"]).contains("not running"));
+    sb.ok(&["start", "m1"]);
+    assert_eq!(moto.live_instances()[id], "running");
+    assert_eq!(sb.ok(&["status", "m1"]).trim(), "Running");
+    sb.ok(&["restart", "m1"]);
+    sb.ok(&["kill", "m1"]);
+    assert_eq!(moto.live_instances()[id], "stopped");
+    sb.ok(&["start", "m1"]);
+
+    // 200 machines on EC2 (as a GitLab Runner store holds them): ls is one DescribeInstances.
+    let ids = moto.boto(
+        "r = ec2.run_instances(ImageId='ami-12c6146b', MinCount=199, MaxCount=199)\nprint(json.dumps([i['InstanceId'] for i in r['Instances']]))",
+    );
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(sb.store_path().join("machines/m1/config.json")).unwrap(),
+    )
+    .unwrap();
+    for (n, id) in ids.as_array().unwrap().iter().enumerate() {
+        let name = format!("fleet{n}");
+        let mut r = record.clone();
+        r["Name"] = name.clone().into();
+        r["Driver"]["MachineName"] = name.clone().into();
+        r["Driver"]["InstanceId"] = id.clone();
+        let dir = sb.store_path().join("machines").join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.json"), r.to_string()).unwrap();
+    }
+    moto.reset_calls();
+    let ls = sb.ok(&["ls", "--format", "{{.Name}} {{.State}}"]);
+    assert_eq!(
+        ls.lines().filter(|l| l.ends_with(" Running")).count(),
+        200,
+        "{ls}"
+    );
+    assert_eq!(
+        moto.calls(),
+        HashMap::from([("DescribeInstances".into(), 1)])
+    );
+
+    // rm removes the instance, never the user's key pair or the shared group.
+    sb.ok(&["rm", "-y", "m1"]);
+    assert!(!moto.live_instances().contains_key(id));
+    assert_eq!(moto.key_pairs(), ["lab"]);
+}
+
+#[test]
+#[ignore = "lab: moto's EC2 API (HOIST_LAB=1, lab/test)"]
+fn failed_and_killed_creates_leave_nothing_in_ec2() {
+    let moto = Moto::start(&[]);
+    let sb = Sandbox::new();
+    let before = sb.snapshot();
+
+    // Bad input: one line, non-zero, the store as it was, nothing asked of EC2 that makes things.
+    for (extra, says) in [
+        (vec!["--amazonec2-tags", "a,b,c"], "key,value pairs"),
+        (vec!["--amazonec2-open-port", "99999"], "is not PORT"),
+        (vec!["--amazonec2-region", "mars"], "Invalid region"),
+        (
+            vec!["--amazonec2-metadata-token", "sometimes"],
+            "optional or required",
+        ),
+        (
+            vec!["--amazonec2-keypair-name", "k"],
+            "requires --amazonec2-ssh-keypath",
+        ),
+        (
+            vec!["--amazonec2-subnet-id", "subnet-nope"],
+            "subnet could not be located",
+        ),
+    ] {
+        let out = run(&sb, &ec2_args(&moto, "bad", &extra));
+        assert!(!out.status.success(), "{extra:?}");
+        let err = stderr(&out);
+        assert!(err.contains(says), "{extra:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{extra:?}: {err}");
+        assert_eq!(sb.snapshot(), before, "{extra:?}");
+    }
+    let out = sb.run(&[
+        "create",
+        "-d",
+        "amazonec2",
+        "--amazonec2-insecure-transport",
+        "--amazonec2-access-key",
+        "k",
+        "--amazonec2-secret-key",
+        "s",
+        "bad",
+    ]);
+    assert!(
+        stderr(&out).contains("requires --amazonec2-endpoint"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(sb.snapshot(), before);
+    let closed = format!("http://127.0.0.1:{}", common::closed_port());
+    let out = run(
+        &sb,
+        &[
+            "create",
+            "-d",
+            "amazonec2",
+            "--amazonec2-endpoint",
+            &closed,
+            "--amazonec2-access-key",
+            "k",
+            "--amazonec2-secret-key",
+            "s",
+            "--amazonec2-retries",
+            "1",
+            "--amazonec2-vpc-id",
+            "vpc-1",
+            "x",
+        ]
+        .map(String::from),
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("refused"), "{}", stderr(&out));
+    assert!(moto.live_instances().is_empty());
+
+    // A failure after RunInstances: the instance is terminated, the imported key pair deleted,
+    // the record gone.
+    moto.fault("DescribeInstances", "error", 1, "&code=AuthFailure");
+    let out = run(&sb, &ec2_args(&moto, "f1", &[]));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("AuthFailure") && err.contains("removed"),
+        "{err}"
+    );
+    assert!(
+        moto.live_instances().is_empty(),
+        "{:?}",
+        moto.live_instances()
+    );
+    assert!(moto.key_pairs().is_empty());
+    assert!(sb.ok(&["ls", "-q"]).trim().is_empty());
+
+    // The same with --keep-on-failure: kept and listed as failed, then rm removes it all.
+    moto.fault("DescribeInstances", "error", 1, "&code=AuthFailure");
+    let mut args = ec2_args(&moto, "f2", &[]);
+    args.insert(1, "--keep-on-failure".into());
+    assert!(!run(&sb, &args).status.success());
+    assert_eq!(moto.live_instances().len(), 1);
+    assert_eq!(moto.key_pairs(), ["f2"]);
+    sb.ok(&["rm", "-y", "f2"]);
+    assert!(moto.live_instances().is_empty());
+    assert!(moto.key_pairs().is_empty());
+
+    // A spot request that fails after it was made, kept: the request with its price and its
+    // instance are there; rm cancels the request (moto then forgets it) and terminates the
+    // instance.
+    moto.fault("DescribeInstances", "error", 1, "&code=AuthFailure");
+    let mut args = ec2_args(
+        &moto,
+        "s1",
+        &[
+            "--amazonec2-request-spot-instance",
+            "--amazonec2-spot-price",
+            "0.07",
+        ],
+    );
+    args.insert(1, "--keep-on-failure".into());
+    assert!(!run(&sb, &args).status.success());
+    let spot_requests = || {
+        moto.boto(
+            "r = ec2.describe_spot_instance_requests()['SpotInstanceRequests']\nprint(json.dumps([[s['State'], s['SpotPrice'], s.get('InstanceId', '')] for s in r]))",
+        )
+    };
+    let spot = spot_requests();
+    assert_eq!(spot[0][1], "0.070000", "{spot}");
+    assert!(
+        moto.live_instances()
+            .contains_key(spot[0][2].as_str().unwrap())
+    );
+    moto.reset_calls();
+    sb.ok(&["rm", "-y", "s1"]);
+    assert_eq!(moto.calls()["CancelSpotInstanceRequests"], 1);
+    assert_eq!(spot_requests(), serde_json::json!([]));
+    assert!(moto.live_instances().is_empty());
+
+    // A RunInstances whose answer is lost is retried with the same client token: one instance.
+    moto.fault("RunInstances", "lost", 1, "");
+    moto.fault("DescribeInstances", "error", 1, "&code=AuthFailure");
+    let mut args = ec2_args(&moto, "t1", &[]);
+    args.insert(1, "--keep-on-failure".into());
+    assert!(!run(&sb, &args).status.success());
+    assert_eq!(moto.calls()["RunInstances"], 2);
+    assert_eq!(
+        moto.live_instances().len(),
+        1,
+        "a retried RunInstances started a second instance"
+    );
+    sb.ok(&["rm", "-y", "t1"]);
+    assert!(moto.live_instances().is_empty());
+
+    // hoist SIGKILLed while RunInstances is in flight (the instance exists, its ID never came
+    // back), and while it waits for the instance: rm finds and removes everything.
+    for (action, name) in [("RunInstances", "k1"), ("DescribeInstances", "k2")] {
+        moto.reset_calls();
+        moto.fault(action, "slow", 1, "&seconds=4");
+        let child = sb.spawn(
+            &ec2_args(&moto, name, &[])
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            false,
+        );
+        let started = Instant::now();
+        while moto.calls().get(action).copied().unwrap_or(0) == 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{action} never called"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        common::kill9(child);
+        std::thread::sleep(Duration::from_secs(4));
+        assert_eq!(moto.live_instances().len(), 1, "{action}");
+        let ls = sb.ok(&["ls", "--format", "{{.Name}} {{.State}} {{.Error}}"]);
+        assert!(
+            ls.contains(&format!("{name} Error create was interrupted")),
+            "{ls}"
+        );
+        sb.ok(&["rm", "-y", name]);
+        assert!(moto.live_instances().is_empty(), "{action}");
+        assert!(moto.key_pairs().is_empty(), "{action}");
+    }
+    assert!(sb.ok(&["ls", "-q"]).trim().is_empty());
+}
