@@ -3,7 +3,8 @@
 
 - Instance public addresses come from --public-ips (lab hosts), in turn, never moto's invented
   ones (those belong to nobody here and must never be contacted).
-- Every EC2 call is counted by action: GET /_hoist/calls (JSON), POST /_hoist/calls/reset.
+- Every EC2 call is counted by action: GET /_hoist/calls (JSON), POST /_hoist/calls/reset;
+  the signatures' credential scopes (`ACCESS_KEY/REGION`) are counted too: GET /_hoist/scopes.
 - Faults, each for the next N calls of one action (POST /_hoist/fault?action=A&count=N&kind=K):
   kind=throttle answers 503 RequestLimitExceeded without doing the call; kind=lost does the call
   and then answers 500 InternalError, as when an answer is lost on the way; kind=slow does the
@@ -25,6 +26,7 @@ from werkzeug.serving import make_server
 
 lock = threading.Lock()
 calls = {}
+scopes = {}
 faults = {}
 tokens = {}
 
@@ -54,8 +56,13 @@ class Wrapper:
         import io
 
         environ["wsgi.input"] = io.BytesIO(body)
+        # Authorization: AWS4-HMAC-SHA256 Credential=KEY/DATE/REGION/ec2/aws4_request, ...
+        credential = environ.get("HTTP_AUTHORIZATION", "").split("Credential=")[-1].split(",")[0]
+        parts = credential.split("/")
+        scope = f"{parts[0]}/{parts[2]}" if len(parts) > 2 else "unsigned"
         with lock:
             calls[action] = calls.get(action, 0) + 1
+            scopes[scope] = scopes.get(scope, 0) + 1
             fault = faults.get(action)
             if fault and fault["count"] > 0:
                 fault["count"] -= 1
@@ -101,8 +108,11 @@ class Wrapper:
         with lock:
             if path == "/_hoist/calls":
                 data = json.dumps(calls).encode()
+            elif path == "/_hoist/scopes":
+                data = json.dumps(scopes).encode()
             elif path == "/_hoist/calls/reset":
                 calls.clear()
+                scopes.clear()
                 data = b"{}"
             elif path == "/_hoist/fault":
                 faults[arg("action")] = {

@@ -110,6 +110,11 @@ impl Moto {
         serde_json::from_str(&self.control("/_hoist/calls")).unwrap()
     }
 
+    /// The credential scopes (`ACCESS_KEY/REGION`) calls were signed with since the last reset.
+    fn scopes(&self) -> HashMap<String, u64> {
+        serde_json::from_str(&self.control("/_hoist/scopes")).unwrap()
+    }
+
     fn reset_calls(&self) {
         self.control("/_hoist/calls/reset");
     }
@@ -172,7 +177,8 @@ print('{{}}')",
 #[test]
 #[ignore = "lab: moto's EC2 API and a real lab host (HOIST_LAB=1, lab/test)"]
 fn create_to_docker_run_every_flag_visible_lifecycle_ls_and_rm() {
-    let host = LabHost::start(Variant::Docker, false);
+    // `deploy` has passwordless sudo, as `ubuntu` on Ubuntu's AMIs.
+    let host = LabHost::start(Variant::Docker, true);
     let moto = Moto::start(&[&host.ip]);
     lab_key_pair(&moto, &host);
     let sb = Sandbox::new();
@@ -190,7 +196,7 @@ fn create_to_docker_run_every_flag_visible_lifecycle_ls_and_rm() {
                 "--amazonec2-ssh-keypath",
                 &key,
                 "--amazonec2-ssh-user",
-                "root",
+                "deploy",
                 "--amazonec2-instance-type",
                 "t3.small",
                 "--amazonec2-zone",
@@ -293,6 +299,23 @@ print(json.dumps({{'tags': tags, 'type': i['InstanceType'], 'zone': i['Placement
     assert_eq!(
         moto.calls(),
         HashMap::from([("DescribeInstances".into(), 1)])
+    );
+
+    // The address cached in the record follows the instance's (as after a stop and start
+    // outside hoist): ls uses the live one and writes it back.
+    let config = sb.store_path().join("machines/m1/config.json");
+    let stale = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("\"IPAddress\": \"{}\"", host.ip),
+        "\"IPAddress\": \"127.0.0.9\"",
+    );
+    assert!(stale.contains("127.0.0.9"));
+    std::fs::write(&config, stale).unwrap();
+    let ls = sb.ok(&["ls", "--format", "{{.URL}}"]);
+    assert_eq!(ls.trim(), format!("tcp://{}:2376", host.ip));
+    assert_eq!(
+        sb.ok(&["inspect", "m1", "-f", "{{.Driver.IPAddress}}"])
+            .trim(),
+        host.ip
     );
 
     // Throttling is retried with backoff (5 retries by default), and gives up after them.
@@ -429,9 +452,30 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
     assert!(moto.live_instances().is_empty());
 
     // A failure after RunInstances: the instance is terminated, the imported key pair deleted,
-    // the record gone.
+    // the record gone. The group the user named is used as it is; docker-machine's gets the
+    // SSH and Docker ports.
+    moto.boto(
+        "vpc = ec2.describe_vpcs(Filters=[{'Name': 'isDefault', 'Values': ['true']}])['Vpcs'][0]['VpcId']\nec2.create_security_group(GroupName='corp', Description='the user', VpcId=vpc)\nprint('{}')",
+    );
+    let group_ports = |name: &str| {
+        moto.boto(&format!(
+            "g = ec2.describe_security_groups(Filters=[{{'Name': 'group-name', 'Values': ['{name}']}}])['SecurityGroups'][0]\nprint(json.dumps(sorted('%s/%s' % (p['FromPort'], p['IpProtocol']) for p in g['IpPermissions'])))"
+        ))
+    };
     moto.fault("DescribeInstances", "error", 1, "&code=AuthFailure");
-    let out = run(&sb, &ec2_args(&moto, "f1", &[]));
+    let out = run(
+        &sb,
+        &ec2_args(
+            &moto,
+            "f1",
+            &[
+                "--amazonec2-security-group",
+                "corp",
+                "--amazonec2-security-group",
+                "docker-machine",
+            ],
+        ),
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -445,12 +489,30 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
     );
     assert!(moto.key_pairs().is_empty());
     assert!(sb.ok(&["ls", "-q"]).trim().is_empty());
+    assert_eq!(group_ports("corp"), serde_json::json!([]));
+    assert_eq!(
+        group_ports("docker-machine"),
+        serde_json::json!(["22/tcp", "2376/tcp"])
+    );
 
     // The same with --keep-on-failure: kept and listed as failed, then rm removes it all.
     moto.fault("DescribeInstances", "error", 1, "&code=AuthFailure");
-    let mut args = ec2_args(&moto, "f2", &[]);
+    let mut args = ec2_args(
+        &moto,
+        "f2",
+        &[
+            "--amazonec2-security-group",
+            "fresh",
+            "--amazonec2-security-group-readonly",
+        ],
+    );
     args.insert(1, "--keep-on-failure".into());
     assert!(!run(&sb, &args).status.success());
+    assert_eq!(
+        group_ports("fresh"),
+        serde_json::json!([]),
+        "readonly: no rules"
+    );
     assert_eq!(moto.live_instances().len(), 1);
     assert_eq!(moto.key_pairs(), ["f2"]);
     sb.ok(&["rm", "-y", "f2"]);
@@ -503,6 +565,54 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
     );
     sb.ok(&["rm", "-y", "t1"]);
     assert!(moto.live_instances().is_empty());
+
+    // Credentials and region from a profile's shared files (AWS_PROFILE): every call signed
+    // with them, none of them in the record.
+    let mut profiled = Sandbox::new();
+    let aws = profiled.dir.path().join("home/.aws");
+    std::fs::create_dir_all(&aws).unwrap();
+    std::fs::write(
+        aws.join("credentials"),
+        "[default]\naws_access_key_id = AKIAWRONG\naws_secret_access_key = x\n[ci]\naws_access_key_id = AKIAPROFILE\naws_secret_access_key = secret-of-ci\n",
+    )
+    .unwrap();
+    std::fs::write(aws.join("config"), "[profile ci]\nregion = eu-west-1\n").unwrap();
+    profiled.set("AWS_PROFILE", "ci");
+    moto.reset_calls();
+    moto.fault("DescribeInstances", "error", 1, "&code=AuthFailure");
+    let out = profiled.run(&[
+        "create",
+        "--keep-on-failure",
+        "-d",
+        "amazonec2",
+        "--amazonec2-endpoint",
+        &moto.endpoint(),
+        "--amazonec2-ami",
+        "ami-12c6146b",
+        "p1",
+    ]);
+    assert!(stderr(&out).contains("AuthFailure"), "{}", stderr(&out));
+    assert_eq!(
+        profiled
+            .ok(&[
+                "inspect",
+                "p1",
+                "-f",
+                "{{.Driver.Region}} [{{.Driver.AccessKey}}]"
+            ])
+            .trim(),
+        "eu-west-1 []"
+    );
+    let record =
+        std::fs::read_to_string(profiled.store_path().join("machines/p1/config.json")).unwrap();
+    assert!(!record.contains("secret-of-ci") && !record.contains("AKIAPROFILE"));
+    profiled.ok(&["rm", "-y", "p1"]);
+    let scopes = moto.scopes();
+    assert_eq!(
+        scopes.keys().collect::<Vec<_>>(),
+        ["AKIAPROFILE/eu-west-1"],
+        "{scopes:?}"
+    );
 
     // hoist SIGKILLed while RunInstances is in flight (the instance exists, its ID never came
     // back), and while it waits for the instance: rm finds and removes everything.

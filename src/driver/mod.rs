@@ -194,6 +194,11 @@ pub trait Driver: Send + Sync {
     fn keeps_hostname(&self) -> bool {
         false
     }
+    /// The driver's config when opening it taught it something its record should keep (an
+    /// instance's new address, from what `ls` prefetched); `ls` writes it back.
+    fn changed_config(&self) -> Option<Map<String, Value>> {
+        None
+    }
     /// Gives the driver a way to write its config into the machine's record at once, so that
     /// what it has made is recorded even if hoist is killed before the operation ends.
     fn set_record_writer(&mut self, _writer: RecordWriter) {}

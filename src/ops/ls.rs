@@ -515,9 +515,12 @@ async fn query_host(host: Arc<Host>, q: Query) -> ListItem {
         false => q.plugins.clone().acquire_owned().await.ok(),
     };
     match driver::open(&host.driver_name, &host.driver, &q.env).await {
-        Ok(mut driver) => {
-            driver.set_record_writer(q.record.clone());
+        Ok(driver) => {
             query_driver(&mut item, driver.as_ref(), &q).await;
+            // The one write of `ls`: what a driver learnt that its record should keep.
+            if let Some(config) = driver.changed_config() {
+                let _ = (q.record)(config);
+            }
             driver.close().await;
         }
         Err(e) => {

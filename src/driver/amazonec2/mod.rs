@@ -241,16 +241,29 @@ fn flags() -> Vec<Flag> {
 }
 
 fn open(config: &Map<String, Value>, env: &DriverEnv) -> Result<Box<dyn Driver>, DriverError> {
-    let config: Ec2Config = typed_config(config)?;
+    let mut config: Ec2Config = typed_config(config)?;
     let seen = env
         .prefetched
         .as_ref()
         .and_then(|v| serde_json::from_value::<Prefetched>(v.clone()).ok());
+    // The live address of a running instance replaces the one the record has (`ls` writes it
+    // back when it changed).
+    let mut address_changed = false;
+    if let Some(Prefetched::Found(instance)) = &seen
+        && instance.state == "running"
+        && let Ok(ip) = config.address_of(instance)
+        && ip != config.base.ip_address
+    {
+        config.base.ip_address = ip;
+        config.private_ip_address = instance.private_ip.clone();
+        address_changed = true;
+    }
     Ok(Box::new(Ec2 {
         config,
         env: env.clone(),
         seen: Mutex::new(seen.map(|p| (Instant::now(), p))),
         record: None,
+        address_changed,
     }))
 }
 
@@ -320,9 +333,6 @@ pub struct Ec2Config {
     /// hoist: the spot request (docker-machine kept it in memory only).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub spot_instance_request_id: String,
-    /// hoist: the key pair `KeyName` was imported by hoist (deleted with the machine).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub key_pair_imported: bool,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -343,6 +353,8 @@ pub struct Ec2 {
     /// The last answer about the instance, and when it came.
     seen: Mutex<Option<(Instant, Prefetched)>>,
     record: Option<RecordWriter>,
+    /// What `ls` prefetched gave the instance another address than the record's.
+    address_changed: bool,
 }
 
 fn fail(e: impl std::fmt::Display) -> DriverError {
@@ -377,6 +389,13 @@ impl Ec2Config {
         } else {
             self.zone.clone()
         }
+    }
+
+    /// Whether `KeyName` is a key pair the create imported (docker-machine's rule: not the
+    /// user's `--amazonec2-keypair-name`); it is recorded before the import, which a name that
+    /// existed before the create could not pass the pre-create check with.
+    fn imported_key_pair(&self) -> bool {
+        !self.existing_key && !self.key_name.is_empty()
     }
 
     fn security_group_names(&self) -> Vec<String> {
@@ -848,7 +867,6 @@ impl Ec2 {
         }
         let name = self.config.base.machine_name.clone();
         self.config.key_name = name.clone();
-        self.config.key_pair_imported = true;
         self.record()?;
         client
             .import_key_pair(&name, &public, &self.config.tag_pairs())
@@ -1122,7 +1140,7 @@ impl Ec2 {
         let c = &self.config;
         let nothing_made = c.instance_id.is_empty()
             && c.spot_instance_request_id.is_empty()
-            && !c.key_pair_imported
+            && !c.imported_key_pair()
             && c.client_token.is_empty();
         if nothing_made {
             return Ok(());
@@ -1169,9 +1187,7 @@ impl Ec2 {
                 Ok(()) => {}
             }
         }
-        if c.key_pair_imported
-            && !c.existing_key
-            && !c.key_name.is_empty()
+        if c.imported_key_pair()
             && let Err(e) = client.delete_key_pair(&c.key_name).await
         {
             errors.push(format!("unable to remove key pair: {e}"));
@@ -1283,6 +1299,11 @@ impl Driver for Ec2 {
     }
     fn set_record_writer(&mut self, writer: RecordWriter) {
         self.record = Some(writer);
+    }
+    fn changed_config(&self) -> Option<Map<String, Value>> {
+        self.address_changed
+            .then(|| untyped_config(&self.config).ok())
+            .flatten()
     }
 }
 

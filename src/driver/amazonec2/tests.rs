@@ -96,7 +96,7 @@ fn docker_machine_record_reads_and_writes_back() {
     let config: Ec2Config = serde_json::from_value(json.clone()).unwrap();
     assert_eq!(config.instance_id, "i-0abc");
     assert_eq!(config.security_group_ids(), ["sg-1"]);
-    assert!(!config.key_pair_imported);
+    assert!(config.imported_key_pair());
     assert_eq!(serde_json::to_value(&config).unwrap(), json);
     // An older record with the single-value group fields.
     let old: Ec2Config = serde_json::from_value(serde_json::json!({
