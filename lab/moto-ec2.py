@@ -4,7 +4,9 @@
 - Instance public addresses come from --public-ips (lab hosts), in turn, never moto's invented
   ones (those belong to nobody here and must never be contacted).
 - Every EC2 call is counted by action: GET /_hoist/calls (JSON), POST /_hoist/calls/reset;
-  the signatures' credential scopes (`ACCESS_KEY/REGION`) are counted too: GET /_hoist/scopes.
+  the signatures' credential scopes (`ACCESS_KEY/REGION`) are counted too: GET /_hoist/scopes;
+  and the seconds moto took to answer, by action: GET /_hoist/seconds.
+- POST /_hoist/public-ips?ips=A,B replaces the pool of public addresses.
 - Faults, each for the next N calls of one action (POST /_hoist/fault?action=A&count=N&kind=K):
   kind=throttle answers 503 RequestLimitExceeded without doing the call; kind=lost does the call
   and then answers 500 InternalError, as when an answer is lost on the way; kind=slow does the
@@ -26,7 +28,9 @@ from werkzeug.serving import make_server
 
 lock = threading.Lock()
 calls = {}
+seconds = {}
 scopes = {}
+pool = []
 faults = {}
 tokens = {}
 
@@ -78,7 +82,10 @@ class Wrapper:
         if fault and fault["kind"] == "error":
             start_response("400 Bad Request", [("Content-Type", "text/xml")])
             return [error_body(fault["code"], "injected by the lab")]
+        began = time.monotonic()
         status, headers, data = self.run(environ)
+        with lock:
+            seconds[action] = seconds.get(action, 0.0) + time.monotonic() - began
         if action == "RunInstances" and token and status.startswith("200"):
             with lock:
                 tokens[token] = (status, headers, data)
@@ -110,9 +117,15 @@ class Wrapper:
                 data = json.dumps(calls).encode()
             elif path == "/_hoist/scopes":
                 data = json.dumps(scopes).encode()
+            elif path == "/_hoist/seconds":
+                data = json.dumps(seconds).encode()
+            elif path == "/_hoist/public-ips":
+                pool[:] = [ip for ip in arg("ips").split(",") if ip]
+                data = b"{}"
             elif path == "/_hoist/calls/reset":
                 calls.clear()
                 scopes.clear()
+                seconds.clear()
                 data = b"{}"
             elif path == "/_hoist/fault":
                 faults[arg("action")] = {
@@ -134,7 +147,7 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--public-ips", default="", help="comma-separated lab host addresses")
     args = parser.parse_args()
-    pool = [ip for ip in args.public_ips.split(",") if ip]
+    pool[:] = [ip for ip in args.public_ips.split(",") if ip]
     handed = {"next": 0}
 
     def lab_public_ip():
