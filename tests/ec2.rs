@@ -426,6 +426,20 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
         stderr(&out)
     );
     assert_eq!(sb.snapshot(), before);
+    let out = sb.run(&[
+        "create",
+        "-d",
+        "amazonec2",
+        "--amazonec2-endpoint",
+        &moto.endpoint(),
+        "bad",
+    ]);
+    assert!(
+        stderr(&out).contains("requires AWS credentials"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(sb.snapshot(), before);
     let closed = format!("http://127.0.0.1:{}", common::closed_port());
     let out = run(
         &sb,

@@ -1,3 +1,4 @@
+use super::flags::valid_region;
 use super::*;
 use crate::driver::FlagValue;
 
