@@ -630,11 +630,19 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
 
     // hoist SIGKILLed while RunInstances is in flight (the instance exists, its ID never came
     // back), and while it waits for the instance: rm finds and removes everything.
-    for (action, name) in [("RunInstances", "k1"), ("DescribeInstances", "k2")] {
+    for (action, name, extra) in [
+        ("RunInstances", "k1", &[][..]),
+        ("DescribeInstances", "k2", &[][..]),
+        (
+            "RequestSpotInstances",
+            "k3",
+            &["--amazonec2-request-spot-instance"][..],
+        ),
+    ] {
         moto.reset_calls();
         moto.fault(action, "slow", 1, "&seconds=4");
         let child = sb.spawn(
-            &ec2_args(&moto, name, &[])
+            &ec2_args(&moto, name, extra)
                 .iter()
                 .map(String::as_str)
                 .collect::<Vec<_>>(),
@@ -659,6 +667,11 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
         );
         sb.ok(&["rm", "-y", name]);
         assert!(moto.live_instances().is_empty(), "{action}");
+        assert_eq!(
+            moto.boto("print(json.dumps([r['State'] for r in ec2.describe_spot_instance_requests()['SpotInstanceRequests'] if r['State'] != 'cancelled']))"),
+            serde_json::json!([]),
+            "{action}"
+        );
         assert!(moto.key_pairs().is_empty(), "{action}");
     }
     assert!(sb.ok(&["ls", "-q"]).trim().is_empty());

@@ -265,6 +265,11 @@ pub static BUILTIN_DRIVERS: &[Builtin] = &[
     amazonec2::BUILTIN,
 ];
 
+/// Whether the driver `name` asks about many machines at once (see [`prefetch`]).
+pub fn prefetches(name: &str) -> bool {
+    builtin(name).is_some_and(|b| b.prefetch.is_some())
+}
+
 /// Asks each built-in driver that can about all of its machines at once; what each found, by
 /// machine name. `machines`: (name, driver name, driver config).
 pub async fn prefetch(
@@ -272,7 +277,7 @@ pub async fn prefetch(
 ) -> HashMap<String, Value> {
     let mut by_driver: HashMap<String, Vec<NamedConfig>> = HashMap::new();
     for (name, driver, config) in machines {
-        if builtin(&driver).is_some_and(|b| b.prefetch.is_some()) {
+        if prefetches(&driver) {
             by_driver.entry(driver).or_default().push((name, config));
         }
     }

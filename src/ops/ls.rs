@@ -381,6 +381,7 @@ pub async fn query_all(
     let asked: Vec<(String, String, serde_json::Map<String, serde_json::Value>)> = loaded
         .iter()
         .filter_map(|(name, host)| host.as_ref().ok().map(|h| (name, h)))
+        .filter(|(_, h)| driver::prefetches(&h.driver_name))
         .filter(|(_, h)| matches!(h.lifecycle(), Lifecycle::Running | Lifecycle::Failed))
         .filter(|(_, h)| filters.matches_static(h, &masters))
         .map(|(name, h)| (name.clone(), h.driver_name.clone(), h.driver.clone()))

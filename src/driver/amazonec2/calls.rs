@@ -271,19 +271,37 @@ impl Client {
     }
 
     /// A spot request's state and its instance, once it has one.
-    pub async fn spot_request(&self, id: &str) -> Result<(String, String), ApiError> {
-        const ACTION: &str = "DescribeSpotInstanceRequests";
+    pub async fn spot_request(&self, id: &str) -> Result<SpotRequest, ApiError> {
         let mut params = Params::default();
         params.set("SpotInstanceRequestId.1", id);
+        let found = self.spot_requests(params).await?;
+        Ok(found.into_iter().next().unwrap_or_default())
+    }
+
+    /// The spot requests matching `filters`.
+    pub async fn find_spot_requests(
+        &self,
+        filters: &[(&str, Vec<String>)],
+    ) -> Result<Vec<SpotRequest>, ApiError> {
+        let mut params = Params::default();
+        params.filters(filters);
+        self.spot_requests(params).await
+    }
+
+    async fn spot_requests(&self, params: Params) -> Result<Vec<SpotRequest>, ApiError> {
+        const ACTION: &str = "DescribeSpotInstanceRequests";
         let text = self.call(ACTION, &params).await?;
         let doc = parse(ACTION, &text)?;
-        let request = items(doc.root_element(), "spotInstanceRequestSet").next();
-        let field = |name: &str| {
-            request
-                .and_then(|r| child_text(r, name))
-                .unwrap_or_default()
-        };
-        Ok((field("state"), field("instanceId")))
+        Ok(items(doc.root_element(), "spotInstanceRequestSet")
+            .map(|r| {
+                let field = |name: &str| child_text(r, name).unwrap_or_default();
+                SpotRequest {
+                    id: field("spotInstanceRequestId"),
+                    state: field("state"),
+                    instance: field("instanceId"),
+                }
+            })
+            .collect())
     }
 
     /// Cancels a spot request (one already gone is no error).
@@ -327,6 +345,14 @@ impl Client {
         }
         self.call("CreateTags", &params).await.map(drop)
     }
+}
+
+/// A spot request: its ID, state and instance (once fulfilled).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpotRequest {
+    pub id: String,
+    pub state: String,
+    pub instance: String,
 }
 
 /// A subnet.

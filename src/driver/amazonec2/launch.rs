@@ -158,6 +158,7 @@ impl Ec2 {
             for port in self.config.open_ports.iter().flatten() {
                 wanted.push(parse_port(port)?);
             }
+            wanted.sort();
             wanted.dedup();
             let missing: Vec<(u16, String)> = wanted
                 .into_iter()
@@ -305,6 +306,14 @@ impl Ec2 {
         if c.block_duration_minutes > 0 {
             params.set("BlockDurationMinutes", c.block_duration_minutes.to_string());
         }
+        // The request carries the token too: found even if hoist dies before its ID comes back.
+        tag_specification(
+            &mut params,
+            "TagSpecification",
+            1,
+            "spot-instances-request",
+            &self.launch_tags(),
+        );
         let id = client
             .request_spot_instance(&params)
             .await
@@ -315,9 +324,11 @@ impl Ec2 {
         let started = Instant::now();
         let instance = loop {
             match client.spot_request(&id).await {
-                Ok((_, instance)) if !instance.is_empty() => break instance,
-                Ok((state, _)) if matches!(state.as_str(), "cancelled" | "failed" | "closed") => {
-                    return Err(fail(format!("spot request {id} is {state}")));
+                Ok(request) if !request.instance.is_empty() => break request.instance,
+                Ok(request)
+                    if matches!(request.state.as_str(), "cancelled" | "failed" | "closed") =>
+                {
+                    return Err(fail(format!("spot request {id} is {}", request.state)));
                 }
                 Err(e) if e.code() != Some("InvalidSpotInstanceRequestID.NotFound") => {
                     return Err(fail(format!("Error fulfilling spot request: {e}")));
@@ -373,8 +384,8 @@ impl Ec2 {
         self.record()
     }
 
-    /// Removes what hoist made: the instance (by ID, or by its token tag when the create was
-    /// cut off before the ID came back), the spot request, the imported key pair.
+    /// Removes what hoist made: the spot request and the instance (by their IDs, or by the token
+    /// tag when the create was cut off before an ID came back), the imported key pair.
     pub(super) async fn unmake(&mut self) -> Result<(), DriverError> {
         let c = &self.config;
         let nothing_made = c.instance_id.is_empty()
@@ -386,15 +397,38 @@ impl Ec2 {
         }
         let client = self.client()?;
         let mut errors = Vec::new();
+        let by_token = format!("tag:{TOKEN_TAG}");
+        let token_filter = [(by_token.as_str(), vec![c.client_token.clone()])];
         let mut instances: Vec<String> = Some(c.instance_id.clone())
             .filter(|i| !i.is_empty())
             .into_iter()
             .collect();
+        // Each spot request is read (for its instance) before it is cancelled: cancelled, it may
+        // be forgotten, and it must be cancelled before the terminate so that it cannot start
+        // another instance.
+        let mut spot_requests = Vec::new();
+        if !c.spot_instance_request_id.is_empty() {
+            match client.spot_request(&c.spot_instance_request_id).await {
+                Ok(request) if !request.id.is_empty() => spot_requests.push(request),
+                Ok(_) => {}
+                Err(e) => errors.push(e.to_string()),
+            }
+        } else if c.request_spot_instance && !c.client_token.is_empty() {
+            match client.find_spot_requests(&token_filter).await {
+                Ok(found) => spot_requests.extend(found),
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        for request in &spot_requests {
+            if let Err(e) = client.cancel_spot_request(&request.id).await {
+                errors.push(e.to_string());
+            }
+            if !request.instance.is_empty() && !instances.contains(&request.instance) {
+                instances.push(request.instance.clone());
+            }
+        }
         if instances.is_empty() && !c.client_token.is_empty() {
-            match client
-                .find_instances(&[("tag:hoist-client-token", vec![c.client_token.clone()])])
-                .await
-            {
+            match client.find_instances(&token_filter).await {
                 Ok(found) => instances.extend(
                     found
                         .into_iter()
@@ -402,21 +436,6 @@ impl Ec2 {
                         .map(|i| i.id),
                 ),
                 Err(e) => errors.push(e.to_string()),
-            }
-        }
-        if !c.spot_instance_request_id.is_empty() {
-            // Cancelled first, so that it cannot start an instance after the terminate.
-            if let Err(e) = client
-                .cancel_spot_request(&c.spot_instance_request_id)
-                .await
-            {
-                errors.push(e.to_string());
-            }
-            if instances.is_empty()
-                && let Ok((_, id)) = client.spot_request(&c.spot_instance_request_id).await
-                && !id.is_empty()
-            {
-                instances.push(id);
             }
         }
         for id in &instances {
