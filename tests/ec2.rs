@@ -426,7 +426,12 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
         stderr(&out)
     );
     assert_eq!(sb.snapshot(), before);
-    let out = sb.run(&[
+    // No credentials anywhere: the instance role is asked — here a metadata service on a closed
+    // port of 127.0.0.1 (never 169.254.169.254) — and the error says where credentials come from.
+    let mut no_keys = Sandbox::new();
+    let closed_imds = format!("http://127.0.0.1:{}", common::closed_port());
+    no_keys.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", &closed_imds);
+    let out = no_keys.run(&[
         "create",
         "-d",
         "amazonec2",
@@ -434,12 +439,18 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
         &moto.endpoint(),
         "bad",
     ]);
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains("requires AWS credentials"),
-        "{}",
-        stderr(&out)
+        err.contains("none from the instance role")
+            && err.contains("refused")
+            && err.contains("AWS_PROFILE"),
+        "{err}"
     );
-    assert_eq!(sb.snapshot(), before);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    no_keys.set("AWS_EC2_METADATA_DISABLED", "true");
+    let err = no_keys.fails(&["create", "-d", "amazonec2", "bad"]);
+    assert!(err.contains("requires AWS credentials"), "{err}");
+    assert!(no_keys.ok(&["ls", "-q"]).trim().is_empty());
     let closed = format!("http://127.0.0.1:{}", common::closed_port());
     let out = run(
         &sb,
@@ -625,6 +636,34 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
     assert_eq!(
         scopes.keys().collect::<Vec<_>>(),
         ["AKIAPROFILE/eu-west-1"],
+        "{scopes:?}"
+    );
+
+    // The instance role's credentials from the metadata service (IMDSv2), here moto's own.
+    let mut role = Sandbox::new();
+    role.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", &moto.endpoint());
+    moto.reset_calls();
+    moto.fault("DescribeInstances", "error", 1, "&code=AuthFailure");
+    let out = role.run(&[
+        "create",
+        "--keep-on-failure",
+        "-d",
+        "amazonec2",
+        "--amazonec2-endpoint",
+        &moto.endpoint(),
+        "--amazonec2-ami",
+        "ami-12c6146b",
+        "r1",
+    ]);
+    assert!(stderr(&out).contains("AuthFailure"), "{}", stderr(&out));
+    role.ok(&["rm", "-y", "r1"]);
+    let scopes = moto.scopes();
+    assert_eq!(
+        scopes
+            .keys()
+            .filter(|k| *k != "unsigned")
+            .collect::<Vec<_>>(),
+        ["test-key/us-east-1"],
         "{scopes:?}"
     );
 

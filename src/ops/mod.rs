@@ -43,8 +43,7 @@ impl Machine {
     /// Opens the driver of a loaded record.
     pub async fn open(ctx: &Context, host: Host) -> Result<Machine> {
         let env = driver_env(&host, ctx.report.clone());
-        let mut driver = driver::open(&host.driver_name, &host.driver, &env).await?;
-        driver.set_record_writer(record_writer(&ctx.store, &host.name));
+        let driver = driver::open(&host.driver_name, &host.driver, &env).await?;
         Ok(Machine { host, driver })
     }
 

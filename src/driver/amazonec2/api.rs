@@ -44,6 +44,9 @@ pub enum ApiError {
     /// No answer (connection, timeout).
     #[error("{action}: {reason}")]
     Transport { action: String, reason: String },
+    /// No credentials to sign with.
+    #[error("{0}")]
+    Credentials(String),
     /// An answer hoist cannot read.
     #[error("{action}: unreadable answer from EC2 ({reason})")]
     Response { action: String, reason: String },
@@ -77,7 +80,7 @@ impl ApiError {
                     )
             }
             ApiError::Transport { .. } => true,
-            ApiError::Response { .. } => false,
+            ApiError::Credentials(_) | ApiError::Response { .. } => false,
         }
     }
 }
@@ -142,7 +145,7 @@ fn form_encode(text: &str) -> String {
 pub struct Client {
     pub url: WebUrl,
     pub region: String,
-    pub credentials: Credentials,
+    pub credentials: super::credentials::Source,
     /// How many times a transient failure is retried (0: never).
     pub retries: u32,
 }
@@ -187,7 +190,12 @@ impl Client {
             reason,
         };
         let body = params.body(action);
-        let request = self.signed(&body).map_err(transport)?;
+        let credentials = self
+            .credentials
+            .credentials()
+            .await
+            .map_err(ApiError::Credentials)?;
+        let request = self.signed(&body, &credentials).map_err(transport)?;
         let response = web::send(&self.url, request, CALL_TIMEOUT)
             .await
             .map_err(|e| transport(e.to_string()))?;
@@ -205,13 +213,17 @@ impl Client {
     }
 
     /// The POST of `body`, signed (SigV4, service `ec2`).
-    fn signed(&self, body: &str) -> Result<hyper::Request<Full<Bytes>>, String> {
+    fn signed(
+        &self,
+        body: &str,
+        credentials: &Credentials,
+    ) -> Result<hyper::Request<Full<Bytes>>, String> {
         use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
         use aws_sigv4::sign::v4;
         let identity = aws_credential_types::Credentials::new(
-            &self.credentials.access_key,
-            &self.credentials.secret_key,
-            self.credentials.session_token.clone(),
+            &credentials.access_key,
+            &credentials.secret_key,
+            credentials.session_token.clone(),
             None,
             "hoist",
         )

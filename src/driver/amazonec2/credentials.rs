@@ -1,12 +1,36 @@
 //! Where AWS credentials and the region come from, in the AWS tools' order: the flags (and their
 //! env vars, `AWS_ACCESS_KEY_ID`…), then the shared files — `~/.aws/credentials`
 //! (`AWS_SHARED_CREDENTIALS_FILE`) and `~/.aws/config` (`AWS_CONFIG_FILE`) — in the profile
-//! `AWS_PROFILE` (else `default`).
+//! `AWS_PROFILE` (else `default`), then the role of the EC2 instance hoist runs on (IMDSv2, as a
+//! GitLab Runner manager on EC2 has it; `AWS_EC2_METADATA_SERVICE_ENDPOINT` and
+//! `AWS_EC2_METADATA_DISABLED` as the AWS SDKs read them).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 
 use super::api::Credentials;
+use crate::web::{self, WebUrl};
+
+/// Where signing credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// Keys given or read from the shared files.
+    Keys(Credentials),
+    /// The role of the EC2 instance hoist runs on, from its metadata service.
+    InstanceRole,
+}
+
+/// The instance metadata service of EC2.
+const IMDS: &str = "http://169.254.169.254";
+/// How long one request to the metadata service may take (it answers at once on EC2).
+const IMDS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long role credentials are reused before they are asked again (EC2 hands out ones valid
+/// for hours and rotates them well before they expire).
+const ROLE_REUSE: Duration = Duration::from_secs(600);
 
 /// The profile the shared files are read in.
 pub fn profile() -> String {
@@ -51,8 +75,14 @@ pub fn section(text: &str, wanted: &[String]) -> Option<HashMap<String, String>>
     found
 }
 
-/// The profile's entries: `credentials`' section over `config`'s.
-fn profile_entries() -> HashMap<String, String> {
+/// The profile's entries: `credentials`' section over `config`'s, read once per process (`ls`
+/// resolves the credentials of every EC2 machine).
+fn profile_entries() -> &'static HashMap<String, String> {
+    static ENTRIES: std::sync::OnceLock<HashMap<String, String>> = std::sync::OnceLock::new();
+    ENTRIES.get_or_init(read_profile)
+}
+
+fn read_profile() -> HashMap<String, String> {
     let name = profile();
     let mut entries = HashMap::new();
     let config_names = if name == "default" {
@@ -73,28 +103,136 @@ fn profile_entries() -> HashMap<String, String> {
     entries
 }
 
-/// The credentials to sign with: the given key pair when both halves are set (a flag or its
-/// env var), else the profile's in the shared files. `None`: there are none.
-pub fn resolve(access_key: &str, secret_key: &str, session_token: &str) -> Option<Credentials> {
+/// Where the credentials to sign with come from: the given key pair when both halves are set (a
+/// flag or its env var), else the profile's in the shared files, else the instance role (unless
+/// `AWS_EC2_METADATA_DISABLED=true`). `None`: there are none.
+pub fn resolve(access_key: &str, secret_key: &str, session_token: &str) -> Option<Source> {
     let token = |t: &str| Some(t.to_string()).filter(|t| !t.is_empty());
     if !access_key.is_empty() && !secret_key.is_empty() {
-        return Some(Credentials {
+        return Some(Source::Keys(Credentials {
             access_key: access_key.into(),
             secret_key: secret_key.into(),
             session_token: token(session_token),
-        });
+        }));
     }
     let entries = profile_entries();
     let get = |k: &str| entries.get(k).cloned().unwrap_or_default();
     let (access_key, secret_key) = (get("aws_access_key_id"), get("aws_secret_access_key"));
-    if access_key.is_empty() || secret_key.is_empty() {
-        return None;
+    if !access_key.is_empty() && !secret_key.is_empty() {
+        return Some(Source::Keys(Credentials {
+            access_key,
+            secret_key,
+            session_token: token(&get("aws_session_token")),
+        }));
     }
-    Some(Credentials {
-        access_key,
-        secret_key,
-        session_token: token(&get("aws_session_token")),
-    })
+    let disabled =
+        std::env::var("AWS_EC2_METADATA_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    (!disabled).then_some(Source::InstanceRole)
+}
+
+impl Source {
+    /// The credentials to sign with now.
+    pub async fn credentials(&self) -> Result<Credentials, String> {
+        match self {
+            Source::Keys(keys) => Ok(keys.clone()),
+            Source::InstanceRole => role_credentials().await,
+        }
+    }
+}
+
+/// The instance role's credentials (IMDSv2: a session token, the role's name, its
+/// credentials), reused for [`ROLE_REUSE`].
+async fn role_credentials() -> Result<Credentials, String> {
+    static CACHE: tokio::sync::Mutex<Option<(Instant, Credentials)>> =
+        tokio::sync::Mutex::const_new(None);
+    let mut cache = CACHE.lock().await;
+    if let Some((at, credentials)) = cache.as_ref()
+        && at.elapsed() < ROLE_REUSE
+    {
+        return Ok(credentials.clone());
+    }
+    let endpoint = std::env::var("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| IMDS.to_string());
+    let endpoint = endpoint.trim_end_matches('/');
+    let cannot = |e: String| {
+        format!(
+            "no credentials given, and none from the instance role ({endpoint}: {e}): give --amazonec2-access-key and --amazonec2-secret-key, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in ~/.aws/credentials (AWS_PROFILE)"
+        )
+    };
+    let token = imds(endpoint, "PUT", "/latest/api/token", None)
+        .await
+        .map_err(cannot)?;
+    let roles = imds(
+        endpoint,
+        "GET",
+        "/latest/meta-data/iam/security-credentials/",
+        Some(&token),
+    )
+    .await
+    .map_err(cannot)?;
+    let role = roles
+        .lines()
+        .next()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| cannot("the instance has no role".into()))?;
+    let text = imds(
+        endpoint,
+        "GET",
+        &format!("/latest/meta-data/iam/security-credentials/{role}"),
+        Some(&token),
+    )
+    .await
+    .map_err(cannot)?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| cannot(format!("role {role}: {e}")))?;
+    let field = |k: &str| json[k].as_str().unwrap_or("").to_string();
+    let credentials = Credentials {
+        access_key: field("AccessKeyId"),
+        secret_key: field("SecretAccessKey"),
+        session_token: Some(field("Token")).filter(|t| !t.is_empty()),
+    };
+    if credentials.access_key.is_empty() || credentials.secret_key.is_empty() {
+        return Err(cannot(format!("role {role} has no keys")));
+    }
+    *cache = Some((Instant::now(), credentials.clone()));
+    Ok(credentials)
+}
+
+/// One request to the metadata service; its body.
+async fn imds(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+) -> Result<String, String> {
+    let url = WebUrl::parse(&format!("{endpoint}{path}"))?;
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(url.path.as_str())
+        .header(hyper::header::USER_AGENT, web::USER_AGENT);
+    request = match token {
+        Some(token) => request.header("x-aws-ec2-metadata-token", token),
+        None => request.header("x-aws-ec2-metadata-token-ttl-seconds", "21600"),
+    };
+    let request = request
+        .body(Full::<Bytes>::default())
+        .map_err(|e| e.to_string())?;
+    let response = web::send(&url, request, IMDS_TIMEOUT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = tokio::time::timeout(IMDS_TIMEOUT, response.into_body().collect())
+        .await
+        .map_err(|_| "no answer in time".to_string())?
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!("{method} {path}: {status}"));
+    }
+    Ok(String::from_utf8_lossy(&body).into_owned())
 }
 
 /// The region the shared config names when the flag was left at its default: `AWS_REGION`,
@@ -125,11 +263,12 @@ mod tests {
 
     #[test]
     fn given_keys_win() {
-        let c = resolve("AK", "SK", "").unwrap();
+        let keys = |a, s, t| match resolve(a, s, t) {
+            Some(Source::Keys(c)) => c,
+            other => panic!("{other:?}"),
+        };
+        let c = keys("AK", "SK", "");
         assert_eq!((c.access_key.as_str(), c.session_token), ("AK", None));
-        assert_eq!(
-            resolve("AK", "SK", "T").unwrap().session_token.as_deref(),
-            Some("T")
-        );
+        assert_eq!(keys("AK", "SK", "T").session_token.as_deref(), Some("T"));
     }
 }

@@ -343,6 +343,8 @@ impl Ec2 {
         }
         c.base.set_swarm_config_from_flags(flags);
         let client = self.client()?;
+        // As docker-machine: no credentials is an error before anything is asked of EC2.
+        client.credentials.credentials().await.map_err(fail)?;
         let c = &mut self.config;
         if c.vpc_id.is_empty() {
             match client.default_vpc().await {

@@ -14,7 +14,7 @@ type Group = (Client, Vec<(String, String)>);
 
 /// Asks EC2 about many machines' instances with one call per account and region.
 pub async fn prefetch(machines: Vec<NamedConfig>) -> HashMap<String, Value> {
-    let mut groups: HashMap<(String, String, api::Credentials), Group> = HashMap::new();
+    let mut groups: HashMap<(String, String, credentials::Source), Group> = HashMap::new();
     let mut seen = HashMap::new();
     for (name, config) in machines {
         let Ok(config) = typed_config::<Ec2Config>(&config) else {
@@ -37,7 +37,7 @@ pub async fn prefetch(machines: Vec<NamedConfig>) -> HashMap<String, Value> {
                     .push((name, config.instance_id));
             }
             Err(e) => {
-                seen.insert(name, Prefetched::Failed(e.to_string()));
+                seen.insert(name, Described::Failed(e.to_string()));
             }
         }
     }
@@ -58,8 +58,8 @@ pub async fn prefetch(machines: Vec<NamedConfig>) -> HashMap<String, Value> {
             let one = match &found {
                 Ok(by_id) => by_id
                     .get(&id)
-                    .map_or(Prefetched::Gone, |i| Prefetched::Found(i.clone())),
-                Err(e) => Prefetched::Failed(api_fail(e.clone()).to_string()),
+                    .map_or(Described::Gone, |i| Described::Found(i.clone())),
+                Err(e) => Described::Failed(api_fail(e.clone()).to_string()),
             };
             seen.insert(name, one);
         }

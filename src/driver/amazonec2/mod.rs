@@ -57,11 +57,11 @@ fn open(config: &Map<String, Value>, env: &DriverEnv) -> Result<Box<dyn Driver>,
     let seen = env
         .prefetched
         .as_ref()
-        .and_then(|v| serde_json::from_value::<Prefetched>(v.clone()).ok());
+        .and_then(|v| serde_json::from_value::<Described>(v.clone()).ok());
     // The live address of a running instance replaces the one the record has (`ls` writes it
     // back when it changed).
     let mut address_changed = false;
-    if let Some(Prefetched::Found(instance)) = &seen
+    if let Some(Described::Found(instance)) = &seen
         && instance.state == "running"
         && let Ok(ip) = config.address_of(instance)
         && ip != config.base.ip_address
@@ -149,9 +149,9 @@ pub struct Ec2Config {
     pub extra: Map<String, Value>,
 }
 
-/// What `ls` learnt of one machine's instance before its driver was opened.
+/// What EC2 said of a machine's instance (asked by the driver, or prefetched by `ls`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-enum Prefetched {
+enum Described {
     Found(Instance),
     /// EC2 does not know the instance (terminated and forgotten).
     Gone,
@@ -163,7 +163,7 @@ pub struct Ec2 {
     config: Ec2Config,
     env: DriverEnv,
     /// The last answer about the instance, and when it came.
-    seen: Mutex<Option<(Instant, Prefetched)>>,
+    seen: Mutex<Option<(Instant, Described)>>,
     record: Option<RecordWriter>,
     /// What `ls` prefetched gave the instance another address than the record's.
     address_changed: bool,
@@ -254,7 +254,7 @@ fn merged(one: &str, many: &Option<Vec<String>>) -> Vec<String> {
     all
 }
 
-const MISSING_CREDENTIALS: &str = "amazonec2 driver requires AWS credentials configured with the --amazonec2-access-key and --amazonec2-secret-key options, environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), or ~/.aws/credentials (profile AWS_PROFILE, else default)";
+const MISSING_CREDENTIALS: &str = "amazonec2 driver requires AWS credentials configured with the --amazonec2-access-key and --amazonec2-secret-key options, environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), or ~/.aws/credentials (profile AWS_PROFILE, else default); the instance role is not asked (AWS_EC2_METADATA_DISABLED)";
 
 /// docker-machine's state mapping.
 fn state_of(instance_state: &str) -> State {
@@ -293,9 +293,9 @@ impl Ec2 {
             && (prefetched || at.elapsed() < FRESH_FOR)
         {
             return match seen {
-                Prefetched::Found(i) => Ok(i),
-                Prefetched::Gone => Err(self.gone()),
-                Prefetched::Failed(e) => Err(fail(e)),
+                Described::Found(i) => Ok(i),
+                Described::Gone => Err(self.gone()),
+                Described::Failed(e) => Err(fail(e)),
             };
         }
         self.describe().await
@@ -325,14 +325,14 @@ impl Ec2 {
             .describe_instances(std::slice::from_ref(&self.config.instance_id))
             .await;
         let seen = match found.map_err(api_fail)?.into_iter().next() {
-            Some(i) => Prefetched::Found(i),
-            None => Prefetched::Gone,
+            Some(i) => Described::Found(i),
+            None => Described::Gone,
         };
         if let Ok(mut s) = self.seen.lock() {
             *s = Some((Instant::now(), seen.clone()));
         }
         match seen {
-            Prefetched::Found(i) => Ok(i),
+            Described::Found(i) => Ok(i),
             _ => Err(self.gone()),
         }
     }
@@ -343,24 +343,13 @@ impl Ec2 {
         }
     }
 
-    /// The address of the running instance, kept in the record (written when it changed, as
-    /// after a stop and start outside hoist).
+    /// The address of the running instance (the live one: `ls` and `start` keep the record's).
     async fn running_address(&self) -> Result<String, DriverError> {
         let instance = self.instance().await?;
         if state_of(&instance.state) != State::Running {
             return Err(DriverError::NotRunning);
         }
-        let ip = self.config.address_of(&instance)?;
-        if ip != self.config.base.ip_address
-            && let Some(write) = &self.record
-        {
-            let mut config = self.config.clone();
-            config.base.ip_address = ip.clone();
-            config.private_ip_address = instance.private_ip.clone();
-            // Best effort: the live address is used either way.
-            let _ = untyped_config(&config).map(|c| write(c));
-        }
-        Ok(ip)
+        self.config.address_of(&instance)
     }
 
     /// Waits until the instance runs with an address; records it.
@@ -485,7 +474,7 @@ impl Driver for Ec2 {
         self.env.prefetched.as_ref()?;
         let seen = self.seen.lock().ok()?.clone()?;
         match seen.1 {
-            Prefetched::Found(i) if i.state == "running" => self
+            Described::Found(i) if i.state == "running" => self
                 .config
                 .address_of(&i)
                 .ok()
