@@ -639,6 +639,52 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
         "{scopes:?}"
     );
 
+    // A machine docker-machine 0.16.2 made on EC2 (its record as it writes it): listed, stopped
+    // and removed by hoist — its instance terminated and the key pair it imported deleted.
+    let id = moto.boto(
+        "ec2.create_key_pair(KeyName='dm-web')\nr = ec2.run_instances(ImageId='ami-12c6146b', MinCount=1, MaxCount=1, KeyName='dm-web')\nprint(json.dumps(r['Instances'][0]['InstanceId']))",
+    );
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/dm-store/machines/dev/config.json");
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    record["Name"] = "dm-web".into();
+    record["DriverName"] = "amazonec2".into();
+    let driver = r#"{
+        "IPAddress": "127.0.0.1", "MachineName": "dm-web", "SSHUser": "ubuntu", "SSHPort": 22,
+        "SSHKeyPath": "/home/u/.docker/machine/machines/dm-web/id_rsa",
+        "StorePath": "/home/u/.docker/machine", "SwarmMaster": false, "SwarmHost": "",
+        "SwarmDiscovery": "", "Id": "7d1c", "AccessKey": "testing", "SecretKey": "testing",
+        "SessionToken": "", "Region": "us-east-1", "AMI": "ami-12c6146b", "SSHKeyID": 0,
+        "ExistingKey": false, "KeyName": "dm-web", "InstanceId": "INSTANCE", "InstanceType": "t2.micro",
+        "PrivateIPAddress": "", "SecurityGroupId": "", "SecurityGroupIds": [],
+        "SecurityGroupName": "", "SecurityGroupNames": ["docker-machine"],
+        "SecurityGroupReadOnly": false, "OpenPorts": null, "Tags": "", "ReservationId": "",
+        "DeviceName": "/dev/sda1", "RootSize": 16, "VolumeType": "gp2", "IamInstanceProfile": "",
+        "VpcId": "", "SubnetId": "", "Zone": "a", "RequestSpotInstance": false,
+        "SpotPrice": "0.50", "BlockDurationMinutes": 0, "PrivateIPOnly": false,
+        "UsePrivateIP": false, "UseEbsOptimizedInstance": false, "Monitoring": false,
+        "SSHPrivateKeyPath": "", "RetryCount": 5, "Endpoint": "ENDPOINT",
+        "DisableSSL": false, "UserDataFile": ""
+    }"#
+        .replace("INSTANCE", id.as_str().unwrap())
+        .replace("ENDPOINT", &moto.endpoint());
+    record["Driver"] = serde_json::from_str(&driver).unwrap();
+    let dir = sb.store_path().join("machines/dm-web");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.json"), record.to_string()).unwrap();
+    let id = id.as_str().unwrap();
+    assert_eq!(
+        sb.ok(&["ls", "--format", "{{.Name}} {{.DriverName}} {{.State}}"])
+            .trim(),
+        "dm-web amazonec2 Running"
+    );
+    sb.ok(&["stop", "dm-web"]);
+    assert_eq!(moto.live_instances()[id], "stopped");
+    sb.ok(&["rm", "-y", "dm-web"]);
+    assert!(!moto.live_instances().contains_key(id));
+    assert!(!moto.key_pairs().contains(&"dm-web".to_string()));
+
     // The instance role's credentials from the metadata service (IMDSv2), here moto's own.
     let mut role = Sandbox::new();
     role.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", &moto.endpoint());
