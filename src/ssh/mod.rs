@@ -154,6 +154,23 @@ pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
 }
 
+/// Whether an SSH server answers at `host:port` with its banner within 3 s (a forwarded port, or
+/// a machine still booting, can accept a connection before sshd is up).
+pub async fn answers(host: &str, port: u16) -> bool {
+    use tokio::io::AsyncReadExt;
+    let attempt = async {
+        let mut stream = tokio::net::TcpStream::connect((host, port)).await.ok()?;
+        let mut banner = [0u8; 4];
+        stream.read_exact(&mut banner).await.ok()?;
+        (&banner == b"SSH-").then_some(())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(3), attempt)
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+}
+
 /// Parses a pinned host key (`ssh-ed25519 AAAA…`).
 pub fn parse_host_key(line: &str) -> Option<PublicKey> {
     PublicKey::from_openssh(line.trim()).ok()
@@ -336,5 +353,35 @@ fn connect_reason(e: &russh::Error) -> String {
     match e {
         russh::Error::IO(io) => crate::engine::io_reason(io),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn only_a_banner_is_an_ssh_server() {
+        use tokio::io::AsyncWriteExt;
+        let sshd = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = sshd.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = sshd.accept().await {
+                let _ = s.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await;
+            }
+        });
+        assert!(answers("127.0.0.1", port).await);
+        let web = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let web_port = web.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = web.accept().await {
+                let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            }
+        });
+        assert!(!answers("127.0.0.1", web_port).await);
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        assert!(!answers("127.0.0.1", closed_port).await);
     }
 }

@@ -3,6 +3,8 @@
 
 use super::*;
 
+/// How long a new instance may take to answer SSH once it runs.
+const SSH_BOOT_WAIT: Duration = Duration::from_secs(300);
 /// The tag that carries a create's client token (finds an instance whose ID was never recorded).
 pub const TOKEN_TAG: &str = "hoist-client-token";
 
@@ -381,7 +383,30 @@ impl Ec2 {
             self.run_instance(&client).await?;
         }
         self.wait_running().await?;
-        self.record()
+        self.record()?;
+        self.wait_for_ssh().await
+    }
+
+    /// Waits until sshd answers on the new instance (it boots for a while after EC2 says
+    /// running; provisioning then expects it up).
+    async fn wait_for_ssh(&self) -> Result<(), DriverError> {
+        let (ip, port) = (&self.config.base.ip_address, self.config.base.ssh_port);
+        self.env.report.info(&format!(
+            "Waiting for SSH on {}...",
+            crate::netaddr::join_host_port(ip, port)
+        ));
+        let started = Instant::now();
+        while !crate::ssh::answers(ip, port).await {
+            if started.elapsed() > SSH_BOOT_WAIT {
+                return Err(DriverError::Timeout(format!(
+                    "instance {} runs but SSH on {ip}:{port} did not answer within {}s (its security groups must let this machine in)",
+                    self.config.instance_id,
+                    SSH_BOOT_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+        Ok(())
     }
 
     /// Removes what hoist made: the spot request and the instance (by their IDs, or by the token

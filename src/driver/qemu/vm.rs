@@ -382,23 +382,9 @@ pub fn console_tail(dir: &Path, lines: usize) -> String {
 /// Waits until SSH answers on `port` with its banner (QEMU's forward accepts a connection before
 /// the guest listens, so only the banner proves sshd up).
 pub async fn wait_for_ssh(port: u16, limit: Duration, dir: &Path) -> Result<(), DriverError> {
-    use tokio::io::AsyncReadExt;
     let started = std::time::Instant::now();
     loop {
-        let attempt = async {
-            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .ok()?;
-            let mut banner = [0u8; 4];
-            stream.read_exact(&mut banner).await.ok()?;
-            (&banner == b"SSH-").then_some(())
-        };
-        if tokio::time::timeout(Duration::from_secs(3), attempt)
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-        {
+        if crate::ssh::answers("127.0.0.1", port).await {
             return Ok(());
         }
         if running_pid(dir).is_none() {
