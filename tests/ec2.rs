@@ -134,7 +134,16 @@ impl Drop for Moto {
     }
 }
 
-/// `create -d amazonec2` against `moto` with test credentials, plus `extra`, for `name`.
+/// A sandbox whose hoist signs with moto's test keys (`AWS_ACCESS_KEY_ID`…, as the flags' env
+/// vars).
+fn keyed_sandbox() -> Sandbox {
+    let mut sb = Sandbox::new();
+    sb.set("AWS_ACCESS_KEY_ID", "testing")
+        .set("AWS_SECRET_ACCESS_KEY", "testing");
+    sb
+}
+
+/// `create -d amazonec2` against `moto`, plus `extra`, for `name` (credentials: the sandbox's).
 fn ec2_args(moto: &Moto, name: &str, extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "create",
@@ -142,10 +151,6 @@ fn ec2_args(moto: &Moto, name: &str, extra: &[&str]) -> Vec<String> {
         "amazonec2",
         "--amazonec2-endpoint",
         &moto.endpoint(),
-        "--amazonec2-access-key",
-        "testing",
-        "--amazonec2-secret-key",
-        "testing",
         "--amazonec2-ami",
         "ami-12c6146b",
     ]
@@ -158,6 +163,17 @@ fn ec2_args(moto: &Moto, name: &str, extra: &[&str]) -> Vec<String> {
 
 fn run(sb: &Sandbox, args: &[String]) -> std::process::Output {
     sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// A create of `name` that fails after RunInstances (EC2 refuses the DescribeInstances that
+/// follows) with `--keep-on-failure`: what it made stays.
+fn kept_failed_create(sb: &Sandbox, moto: &Moto, name: &str, extra: &[&str]) {
+    moto.fault("DescribeInstances", "error", 1, "&code=AuthFailure");
+    let mut args = ec2_args(moto, name, extra);
+    args.insert(1, "--keep-on-failure".into());
+    let out = run(sb, &args);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("AuthFailure"), "{}", stderr(&out));
 }
 
 /// Imports the lab's SSH key into moto as the key pair `lab` (what the hosts trust), and makes
@@ -181,7 +197,7 @@ fn create_to_docker_run_every_flag_visible_lifecycle_ls_and_rm() {
     let host = LabHost::start(Variant::Docker, true);
     let moto = Moto::start(&[&host.ip]);
     lab_key_pair(&moto, &host);
-    let sb = Sandbox::new();
+    let sb = keyed_sandbox();
     let userdata = sb.dir.path().join("userdata");
     std::fs::write(&userdata, "#cloud-config\n").unwrap();
     let key = host.key_str();
@@ -381,7 +397,7 @@ print(json.dumps({{'tags': tags, 'type': i['InstanceType'], 'zone': i['Placement
 #[ignore = "lab: moto's EC2 API (HOIST_LAB=1, lab/test)"]
 fn failed_and_killed_creates_leave_nothing_in_ec2() {
     let moto = Moto::start(&[]);
-    let sb = Sandbox::new();
+    let sb = keyed_sandbox();
     let before = sb.snapshot();
 
     // Bad input: one line, non-zero, the store as it was, nothing asked of EC2 that makes things.
@@ -521,8 +537,8 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
     );
 
     // The same with --keep-on-failure: kept and listed as failed, then rm removes it all.
-    moto.fault("DescribeInstances", "error", 1, "&code=AuthFailure");
-    let mut args = ec2_args(
+    kept_failed_create(
+        &sb,
         &moto,
         "f2",
         &[
@@ -531,8 +547,6 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
             "--amazonec2-security-group-readonly",
         ],
     );
-    args.insert(1, "--keep-on-failure".into());
-    assert!(!run(&sb, &args).status.success());
     assert_eq!(
         group_ports("fresh"),
         serde_json::json!([]),
@@ -547,8 +561,8 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
     // A spot request that fails after it was made, kept: the request with its price and its
     // instance are there; rm cancels the request (moto then forgets it) and terminates the
     // instance.
-    moto.fault("DescribeInstances", "error", 1, "&code=AuthFailure");
-    let mut args = ec2_args(
+    kept_failed_create(
+        &sb,
         &moto,
         "s1",
         &[
@@ -557,8 +571,6 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
             "0.07",
         ],
     );
-    args.insert(1, "--keep-on-failure".into());
-    assert!(!run(&sb, &args).status.success());
     let spot_requests = || {
         moto.boto(
             "r = ec2.describe_spot_instance_requests()['SpotInstanceRequests']\nprint(json.dumps([[s['State'], s['SpotPrice'], s.get('InstanceId', '')] for s in r]))",
@@ -578,10 +590,7 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
 
     // A RunInstances whose answer is lost is retried with the same client token: one instance.
     moto.fault("RunInstances", "lost", 1, "");
-    moto.fault("DescribeInstances", "error", 1, "&code=AuthFailure");
-    let mut args = ec2_args(&moto, "t1", &[]);
-    args.insert(1, "--keep-on-failure".into());
-    assert!(!run(&sb, &args).status.success());
+    kept_failed_create(&sb, &moto, "t1", &[]);
     assert_eq!(moto.calls()["RunInstances"], 2);
     assert_eq!(
         moto.live_instances().len(),
@@ -604,19 +613,7 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
     std::fs::write(aws.join("config"), "[profile ci]\nregion = eu-west-1\n").unwrap();
     profiled.set("AWS_PROFILE", "ci");
     moto.reset_calls();
-    moto.fault("DescribeInstances", "error", 1, "&code=AuthFailure");
-    let out = profiled.run(&[
-        "create",
-        "--keep-on-failure",
-        "-d",
-        "amazonec2",
-        "--amazonec2-endpoint",
-        &moto.endpoint(),
-        "--amazonec2-ami",
-        "ami-12c6146b",
-        "p1",
-    ]);
-    assert!(stderr(&out).contains("AuthFailure"), "{}", stderr(&out));
+    kept_failed_create(&profiled, &moto, "p1", &[]);
     assert_eq!(
         profiled
             .ok(&[
@@ -689,19 +686,7 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
     let mut role = Sandbox::new();
     role.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", &moto.endpoint());
     moto.reset_calls();
-    moto.fault("DescribeInstances", "error", 1, "&code=AuthFailure");
-    let out = role.run(&[
-        "create",
-        "--keep-on-failure",
-        "-d",
-        "amazonec2",
-        "--amazonec2-endpoint",
-        &moto.endpoint(),
-        "--amazonec2-ami",
-        "ami-12c6146b",
-        "r1",
-    ]);
-    assert!(stderr(&out).contains("AuthFailure"), "{}", stderr(&out));
+    kept_failed_create(&role, &moto, "r1", &[]);
     role.ok(&["rm", "-y", "r1"]);
     let scopes = moto.scopes();
     assert_eq!(
