@@ -114,7 +114,7 @@ fn port(flags: &FlagValues, name: &str) -> Result<u16, DriverError> {
 /// Copies the user's key into the machine directory as `id_rsa` (0600, with its `.pub`) — a fixed
 /// name, so that a key file called `cert.pem` or `ca.pem` is never overwritten by the
 /// machine's certificates. Returns the copy's path.
-fn import_key(key: &str, machine_dir: &Path) -> Result<PathBuf, DriverError> {
+pub(crate) fn import_key(key: &str, machine_dir: &Path) -> Result<PathBuf, DriverError> {
     let src = Path::new(key);
     let data = std::fs::read(src)
         .map_err(|e| DriverError::Config(format!("cannot read SSH key {key:?}: {e}")))?;

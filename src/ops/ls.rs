@@ -377,6 +377,8 @@ pub async fn query_all(
     let clients = ClientCache::default();
     let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_QUERIES));
     let deadline = tokio::time::Instant::now() + timeout;
+    // Shared by the queries: a driver that learnt something new writes its record through it.
+    let shared_store = Arc::new(store.clone());
     // Drivers with an API that answers for many machines (EC2) are asked once per account.
     let asked: Vec<(String, String, serde_json::Map<String, serde_json::Value>)> = loaded
         .iter()
@@ -413,7 +415,7 @@ pub async fn query_all(
         let docker_host = docker_host.clone();
         let mut env = super::driver_env(&host, plugin_output.clone());
         env.prefetched = prefetched.remove(&host.name);
-        let record = super::record_writer(store, &host.name);
+        let store = shared_store.clone();
         let plugins = plugins.clone();
         // Only an unfinished create asks whether its lock is still held (no lock I/O otherwise).
         let lock_free = !matches!(
@@ -438,7 +440,7 @@ pub async fn query_all(
                         lock_free,
                         env,
                         plugins,
-                        record,
+                        store,
                     };
                     let mut item = query_host(host, query).await;
                     item.response_time = started.elapsed();
@@ -479,8 +481,8 @@ struct Query {
     lock_free: bool,
     env: driver::DriverEnv,
     plugins: Arc<Semaphore>,
-    /// Writes the machine's driver config (a driver that saw its address change).
-    record: driver::RecordWriter,
+    /// Where a driver's changed config is written (a driver that saw its address change).
+    store: Arc<crate::store::Store>,
 }
 
 async fn query_host(host: Arc<Host>, q: Query) -> ListItem {
@@ -520,7 +522,7 @@ async fn query_host(host: Arc<Host>, q: Query) -> ListItem {
             query_driver(&mut item, driver.as_ref(), &q).await;
             // The one write of `ls`: what a driver learnt that its record should keep.
             if let Some(config) = driver.changed_config() {
-                let _ = (q.record)(config);
+                let _ = super::record_writer(&q.store, &host.name)(config);
             }
             driver.close().await;
         }

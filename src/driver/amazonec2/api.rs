@@ -277,10 +277,9 @@ pub fn backoff(attempt: u32) -> Duration {
 /// EC2's error answer (`<Response><Errors><Error><Code>…`), or the status when it has none.
 fn parse_error(action: &str, status: u16, text: &str) -> ApiError {
     let doc = roxmltree::Document::parse(text).ok();
-    let error = doc.as_ref().and_then(|d| {
-        d.descendants()
-            .find(|n| n.has_tag_name("Error") || n.tag_name().name() == "Error")
-    });
+    let error = doc
+        .as_ref()
+        .and_then(|d| d.descendants().find(|n| n.tag_name().name() == "Error"));
     let field = |name: &str| error.and_then(|e| child_text(e, name)).unwrap_or_default();
     let code = field("Code");
     ApiError::Aws {

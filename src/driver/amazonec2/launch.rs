@@ -2,6 +2,7 @@
 //! spot request — each recorded before or as soon as EC2 makes it, and how `rm` removes it.
 
 use super::*;
+use crate::driver::generic::{KEY_COPY, import_key};
 
 /// How long a new instance may take to answer SSH once it runs.
 const SSH_BOOT_WAIT: Duration = Duration::from_secs(300);
@@ -76,25 +77,18 @@ impl Ec2 {
     /// imported under the machine's name.
     async fn key_pair(&mut self, client: &Client) -> Result<(), DriverError> {
         let dir = self.config.base.machine_dir();
-        crate::fsutil::create_dir_all(&dir, 0o700)
-            .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
-        let key_path = dir.join("id_rsa");
-        let public = if self.config.ssh_private_key_path.is_empty() {
+        let (key_path, public) = if self.config.ssh_private_key_path.is_empty() {
+            crate::fsutil::create_dir_all(&dir, 0o700)
+                .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+            let key_path = dir.join(KEY_COPY);
             let comment = format!("hoist-{}", self.config.base.machine_name);
-            crate::ssh::make_key(&key_path, &comment).map_err(fail)?
+            let public = crate::ssh::make_key(&key_path, &comment).map_err(fail)?;
+            (key_path, public)
         } else {
-            let source = &self.config.ssh_private_key_path;
-            let private = std::fs::read(source)
-                .map_err(|e| fail(format!("cannot read SSH key {source:?}: {e}")))?;
-            crate::fsutil::write_atomic(&key_path, &private, 0o600).map_err(fail)?;
-            let public = std::fs::read_to_string(format!("{source}.pub")).unwrap_or_default();
-            if !public.is_empty() {
-                let mut public_path = key_path.clone().into_os_string();
-                public_path.push(".pub");
-                crate::fsutil::write_atomic(Path::new(&public_path), public.as_bytes(), 0o644)
-                    .map_err(fail)?;
-            }
-            public
+            let key_path = import_key(&self.config.ssh_private_key_path, &dir)?;
+            let public =
+                std::fs::read_to_string(dir.join(format!("{KEY_COPY}.pub"))).unwrap_or_default();
+            (key_path, public)
         };
         self.config.base.ssh_key_path = key_path.to_string_lossy().into_owned();
         if self.config.existing_key {
