@@ -25,6 +25,30 @@ fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
     }
 }
 
+/// The fixture stores stand for docker-machine's (RSA keys, its subjects and extensions), but
+/// their certificates were issued with a validity of 100 years (to 2126): a fixture that
+/// expires would fail the tests that use it on a date, with no change to hoist. This test fails
+/// first, years ahead, when someone replaces them with short-lived ones.
+#[test]
+fn the_fixture_certificates_outlive_the_tests() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut checked = 0;
+    for dir in ["dm-store/certs", "rsa-store/certs", "dm-store/machines/dev"] {
+        for file in ["ca.pem", "cert.pem"] {
+            let pem = fs::read(root.join(dir).join(file)).unwrap();
+            let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+            let cert = pem.parse_x509().unwrap();
+            let not_after = cert.validity().not_after.to_datetime();
+            assert!(
+                not_after.year() >= 2100,
+                "{dir}/{file} expires {not_after}: re-issue it with a far expiry (same key and subject)"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 6);
+}
+
 #[test]
 fn create_none_prints_docker_machine_steps_and_writes_record() {
     let sb = Sandbox::new();
