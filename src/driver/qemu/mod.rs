@@ -24,6 +24,11 @@ pub const DEFAULT_IMAGE: &str =
     "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2";
 /// How long a VM may take to boot to SSH (software emulation on a busy machine included).
 const BOOT_WAIT: Duration = Duration::from_secs(300);
+/// How long a first boot under KVM may take to reach user space before hoist decides that this
+/// KVM cannot boot the guest: a Linux kernel runs its first program within a few seconds under a
+/// KVM that works (about 3 s under TCG here); under a nested `/dev/kvm` that runs only real mode
+/// (`kvm_pvm`) the guest stays in its early boot for ever.
+const KVM_BOOT_VERDICT: Duration = Duration::from_secs(25);
 /// How long a VM may take to shut down after the ACPI power button before QEMU is ended.
 const STOP_GRACE: Duration = Duration::from_secs(30);
 /// How many times a launch is retried with other ports when QEMU lost a race for one.
@@ -136,6 +141,14 @@ pub struct QemuDriver {
     pub extra: Map<String, Value>,
 }
 
+/// The one warning line of a VM that runs under software emulation although KVM was not ruled
+/// out by the user.
+fn warn_tcg(env: &DriverEnv, why: &str, what_follows: &str) {
+    env.report.info(&format!(
+        "Warning: KVM cannot be used ({why}): {what_follows} software emulation (TCG), several times slower to boot and run"
+    ));
+}
+
 /// The qemu driver of one machine.
 pub struct Qemu {
     config: QemuDriver,
@@ -196,9 +209,15 @@ impl Qemu {
         }
     }
 
-    /// Starts QEMU on the VM's disk with fresh forwarded ports (retried when QEMU lost a port
-    /// to another process), then waits for SSH.
+    /// Boots the VM's disk and waits for SSH.
     async fn launch(&mut self) -> Result<(), DriverError> {
+        self.start_qemu().await?;
+        vm::wait_for_ssh(self.config.base.ssh_port, BOOT_WAIT, &self.dir()).await
+    }
+
+    /// Starts QEMU on the VM's disk with fresh forwarded ports (retried when QEMU lost a port
+    /// to another process).
+    async fn start_qemu(&mut self) -> Result<(), DriverError> {
         let dir = self.dir();
         let accel = match self.config.accel_used.as_str() {
             "kvm" => "kvm",
@@ -239,7 +258,7 @@ impl Qemu {
                     drop(ports_lock);
                     self.config.base.ssh_port = ssh_port;
                     self.config.engine_port = engine_port;
-                    return vm::wait_for_ssh(ssh_port, BOOT_WAIT, &dir).await;
+                    return Ok(());
                 }
                 Err(e) if e.to_string().contains("host forwarding") => last = Some(e),
                 Err(e) => return Err(e),
@@ -278,35 +297,58 @@ impl Qemu {
         let scratch = std::env::temp_dir();
         let accel = self.choose_accel(&scratch).await?;
         if let Accel::Tcg(Some(why)) = &accel {
-            report.info(&format!(
-                "Warning: KVM cannot be used ({why}): the VM runs under software emulation (TCG), several times slower to boot and run"
-            ));
+            warn_tcg(&self.env, why, "the VM runs under");
         }
         self.config.accel_used = accel.name().to_string();
         Ok(())
     }
 
+    /// Makes the VM and boots it. A first boot under KVM that does not reach user space within
+    /// [`KVM_BOOT_VERDICT`] means this KVM cannot boot the guest: with `auto` the VM is made
+    /// again and booted under software emulation, with a warning; with `kvm` the create fails.
     async fn create_vm(&mut self) -> Result<(), DriverError> {
         let dir = self.dir();
         crate::fsutil::create_dir_all(&dir, 0o700)
             .map_err(|e| DriverError::Config(format!("cannot create {}: {e}", dir.display())))?;
-        self.env
-            .report
-            .info("Creating the VM's disk and cloud-init seed...");
-        let base = PathBuf::from(&self.config.base_image);
-        vm::make_disk(&base, &self.config.base_format, &dir, self.config.disk_size).await?;
         let public = crate::ssh::make_key(
             &dir.join(vm::SSH_KEY),
             &format!("hoist-{}", self.config.base.machine_name),
         )
         .map_err(|e| DriverError::Config(e.to_string()))?;
         self.config.base.ssh_key_path = dir.join(vm::SSH_KEY).to_string_lossy().to_string();
-        vm::make_seed(&dir, &self.config.base.machine_name, &public).await?;
-        self.env.report.info(&format!(
-            "Starting the VM ({} CPUs, {} MB, {}) and waiting for it to boot...",
-            self.config.cpus, self.config.memory, self.config.accel_used
-        ));
-        self.launch().await
+        loop {
+            self.env
+                .report
+                .info("Creating the VM's disk and cloud-init seed...");
+            let _ = std::fs::remove_file(dir.join(vm::DISK));
+            let base = PathBuf::from(&self.config.base_image);
+            vm::make_disk(&base, &self.config.base_format, &dir, self.config.disk_size).await?;
+            vm::make_seed(&dir, &self.config.base.machine_name, &public).await?;
+            self.env.report.info(&format!(
+                "Starting the VM ({} CPUs, {} MB, {}) and waiting for it to boot...",
+                self.config.cpus, self.config.memory, self.config.accel_used
+            ));
+            self.start_qemu().await?;
+            let under_kvm = self.config.accel_used == Accel::Kvm.name();
+            let verdict = match under_kvm {
+                true => vm::wait_for_user_space(KVM_BOOT_VERDICT, &dir).await,
+                false => Ok(()),
+            };
+            let why = match verdict {
+                Ok(()) => {
+                    return vm::wait_for_ssh(self.config.base.ssh_port, BOOT_WAIT, &dir).await;
+                }
+                Err(e) => format!("under KVM it did not boot: {e}"),
+            };
+            self.power_off(false).await?;
+            if self.config.accel == "kvm" {
+                return Err(DriverError::Config(format!(
+                    "--qemu-accel kvm cannot work here: {why}; use --qemu-accel tcg (software emulation) or auto"
+                )));
+            }
+            warn_tcg(&self.env, &why, "restarted it under");
+            self.config.accel_used = Accel::Tcg(None).name().to_string();
+        }
     }
 
     /// Ends QEMU: the ACPI power button and a grace period with `clean`, else at once.

@@ -13,7 +13,24 @@ const QMP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Runs one QMP command on the socket at `path`; its `return` value.
 pub async fn execute(path: &Path, command: &str) -> Result<Value, String> {
-    tokio::time::timeout(QMP_TIMEOUT, exchange(path, command))
+    execute_with(path, command, Value::Null).await
+}
+
+/// Whether a vCPU of the guest runs in user space (privilege level 3) right now, from QEMU's own
+/// register dump: proof that the guest's kernel booted to its first program.
+pub async fn in_user_space(path: &Path) -> Result<bool, String> {
+    let dump = execute_with(
+        path,
+        "human-monitor-command",
+        json!({ "command-line": "info registers -a" }),
+    )
+    .await?;
+    Ok(dump.as_str().unwrap_or("").contains("CPL=3"))
+}
+
+/// Runs one QMP command with its arguments (`null`: none).
+async fn execute_with(path: &Path, command: &str, arguments: Value) -> Result<Value, String> {
+    tokio::time::timeout(QMP_TIMEOUT, exchange(path, command, arguments))
         .await
         .map_err(|_| {
             format!(
@@ -23,7 +40,7 @@ pub async fn execute(path: &Path, command: &str) -> Result<Value, String> {
         })?
 }
 
-async fn exchange(path: &Path, command: &str) -> Result<Value, String> {
+async fn exchange(path: &Path, command: &str, arguments: Value) -> Result<Value, String> {
     let stream = UnixStream::connect(path)
         .await
         .map_err(|e| format!("cannot connect to QMP at {}: {e}", path.display()))?;
@@ -32,7 +49,11 @@ async fn exchange(path: &Path, command: &str) -> Result<Value, String> {
     // The greeting, then capabilities negotiation, then the command.
     next_answer(&mut lines, true).await?;
     for execute in ["qmp_capabilities", command] {
-        let line = json!({ "execute": execute }).to_string() + "\n";
+        let mut request = json!({ "execute": execute });
+        if execute == command && !arguments.is_null() {
+            request["arguments"] = arguments.clone();
+        }
+        let line = request.to_string() + "\n";
         write
             .write_all(line.as_bytes())
             .await

@@ -167,24 +167,12 @@ impl Accel {
     }
 }
 
-/// Why KVM cannot be used here, or `None` when it can: `/dev/kvm` must open read-write, and a
-/// guest must actually run with it, with the CPU model VMs get (nested virtualisation can offer
-/// a `/dev/kvm` that runs nothing, or refuses the host CPU's MSRs): a one-sector guest that
-/// writes to QEMU's debug-exit port, which ends QEMU with a known status.
+/// Why KVM cannot be used here, or `None` when it may: QEMU must open `/dev/kvm` and run a guest
+/// with it, with the CPU model VMs get (nested virtualisation can offer a `/dev/kvm` that runs
+/// nothing, or refuses the host CPU's MSRs): a one-sector guest that writes to QEMU's debug-exit
+/// port, which ends QEMU with a known status. A KVM that passes may still fail to boot Linux (a
+/// `/dev/kvm` served by `kvm_pvm` runs real mode only): the boot watchdog of a create decides that.
 pub async fn kvm_unusable(binary: &str, dir: &Path) -> Option<String> {
-    if let Err(e) = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-    {
-        return Some(match e.kind() {
-            std::io::ErrorKind::NotFound => "there is no /dev/kvm".to_string(),
-            std::io::ErrorKind::PermissionDenied => {
-                "no permission to open /dev/kvm (add the user to group kvm)".to_string()
-            }
-            _ => format!("/dev/kvm cannot be opened: {e}"),
-        });
-    }
     let probe = dir.join(format!("hoist-kvm-probe-{}.img", std::process::id()));
     // mov al, 0x31; out 0xf4, al; hlt — then the boot signature.
     let mut sector = vec![0u8; 512];
@@ -221,19 +209,31 @@ pub async fn kvm_unusable(binary: &str, dir: &Path) -> Option<String> {
     match result {
         // (0x31 << 1) | 1: the guest ran.
         Ok(Ok(out)) if out.status.code() == Some(99) => None,
-        Ok(Ok(out)) => Some(format!(
-            "KVM does not run guests here (nested virtualisation off?): {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .next()
-                .unwrap_or("the probe guest did not run")
-        )),
+        Ok(Ok(out)) => Some(kvm_refusal(&String::from_utf8_lossy(&out.stderr))),
         Ok(Err(e)) => Some(format!("cannot run {binary}: {e}")),
         Err(_) => Some(
             "KVM does not run guests here (nested virtualisation off?): the probe guest hung"
                 .to_string(),
         ),
     }
+}
+
+/// Why QEMU refused KVM, from its own words.
+fn kvm_refusal(stderr: &str) -> String {
+    let first = stderr.lines().map(str::trim).find(|l| !l.is_empty());
+    let first = first.unwrap_or("the probe guest did not run");
+    if first.contains("KVM kernel module") || first.contains("/dev/kvm") {
+        if first.contains("No such file") {
+            return "there is no /dev/kvm".to_string();
+        }
+        if first.contains("Permission denied") {
+            return "no permission to open /dev/kvm (add the user to group kvm)".to_string();
+        }
+    }
+    format!(
+        "KVM does not run guests here (nested virtualisation off?): {}",
+        crate::engine::printable(first)
+    )
 }
 
 /// Everything QEMU is started with.
@@ -363,20 +363,60 @@ pub async fn wait_gone(dir: &Path, limit: Duration) -> bool {
     true
 }
 
-/// The last lines of the VM's serial console, for errors.
+/// The last lines of the VM's serial console, for errors: terminal escape sequences (SeaBIOS
+/// draws its screen with them) removed and the text kept, carriage returns ending lines, never
+/// empty.
 pub fn console_tail(dir: &Path, lines: usize) -> String {
     let text = std::fs::read(dir.join(CONSOLE)).unwrap_or_default();
-    let text = String::from_utf8_lossy(&text);
+    let text = strip_escapes(&String::from_utf8_lossy(&text));
     let all: Vec<&str> = text
-        .lines()
+        .split(['\n', '\r'])
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
+    if all.is_empty() {
+        return "nothing (the console is empty: the guest printed no line)".to_string();
+    }
     all[all.len().saturating_sub(lines)..]
         .iter()
         .map(|l| crate::engine::printable(l))
         .collect::<Vec<_>>()
         .join(" | ")
+}
+
+/// `text` without ANSI/VT100 escape sequences: CSI (`ESC [ … final`), OSC (`ESC ] … BEL/ST`),
+/// charset selections (`ESC ( B`) and two-byte ones (`ESC c`).
+fn strip_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
+                // Parameters and intermediates, then one final byte in @..~.
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\x07' || (c == '\x1b' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            }
+            Some('(' | ')' | '*' | '+' | '#' | '%') => {
+                chars.next();
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Waits until SSH answers on `port` with its banner (QEMU's forward accepts a connection before
@@ -404,6 +444,31 @@ pub async fn wait_for_ssh(port: u16, limit: Duration, dir: &Path) -> Result<(), 
     }
 }
 
+/// Waits until a vCPU of the VM runs in user space (its kernel booted to its first program), up
+/// to `limit`: the proof that the accelerator boots Linux, long before SSH answers.
+pub async fn wait_for_user_space(limit: Duration, dir: &Path) -> Result<(), DriverError> {
+    let started = std::time::Instant::now();
+    loop {
+        if super::qmp::in_user_space(&dir.join(QMP_SOCKET)).await == Ok(true) {
+            return Ok(());
+        }
+        if running_pid(dir).is_none() {
+            return Err(DriverError::Config(format!(
+                "the VM's QEMU exited while it booted; its console ended with: {}",
+                console_tail(dir, 5)
+            )));
+        }
+        if started.elapsed() >= limit {
+            return Err(DriverError::Timeout(format!(
+                "the VM did not reach user space within {}s; its console ended with: {}",
+                limit.as_secs(),
+                console_tail(dir, 5)
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// The machine's total memory in MB (from /proc/meminfo).
 pub fn host_memory_mb() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -420,4 +485,59 @@ pub fn host_memory_mb() -> Option<u64> {
 /// An absolute path for a file the user named.
 pub fn absolute(path: &str) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a console holds when SeaBIOS drew its screen on the serial port and the kernel's
+    /// real-mode setup printed its line with a carriage return, then the guest went silent.
+    const SILENT_AFTER_SETUP: &[u8] = b"\x1bc\x1b[?7l\x1b[2J\x1b[0mSeaBIOS (version 1.16.2-debian-1.16.2-1)\r\n\x1b[1;1H\x1b]0;title\x07Booting from ROM...\r\n\x1b(BProbing EDD (edd=off to disable)... ok\r\x1b[2J";
+
+    #[test]
+    fn a_console_excerpt_keeps_the_text_and_drops_the_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(CONSOLE), SILENT_AFTER_SETUP).unwrap();
+        assert_eq!(
+            console_tail(dir.path(), 2),
+            "Booting from ROM... | Probing EDD (edd=off to disable)... ok"
+        );
+        assert_eq!(
+            console_tail(dir.path(), 5),
+            "SeaBIOS (version 1.16.2-debian-1.16.2-1) | Booting from ROM... | Probing EDD (edd=off to disable)... ok"
+        );
+    }
+
+    #[test]
+    fn an_empty_console_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(console_tail(dir.path(), 3).starts_with("nothing (the console is empty"));
+        std::fs::write(dir.path().join(CONSOLE), b"\x1b[2J\r\n\x1b[0m  \r").unwrap();
+        assert!(console_tail(dir.path(), 3).starts_with("nothing (the console is empty"));
+    }
+
+    #[test]
+    fn qemus_kvm_refusals_are_named() {
+        assert_eq!(
+            kvm_refusal(
+                "Could not access KVM kernel module: No such file or directory\nqemu-system-x86_64: failed to initialize kvm: No such file or directory\n"
+            ),
+            "there is no /dev/kvm"
+        );
+        assert_eq!(
+            kvm_refusal("Could not access KVM kernel module: Permission denied\n"),
+            "no permission to open /dev/kvm (add the user to group kvm)"
+        );
+        assert_eq!(
+            kvm_refusal(
+                "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69\nqemu-system-x86_64: ../../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion failed.\n"
+            ),
+            "KVM does not run guests here (nested virtualisation off?): qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69"
+        );
+        assert_eq!(
+            kvm_refusal(""),
+            "KVM does not run guests here (nested virtualisation off?): the probe guest did not run"
+        );
+    }
 }
