@@ -135,6 +135,13 @@ impl LabHost {
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
+    /// The version of the host's own Docker engine, as `ls` shows it (`v20.10.24+dfsg1`), asked
+    /// of the daemon on its local socket.
+    pub fn docker_version(&self) -> String {
+        let version = self.sh("docker version --format '{{.Server.Version}}'");
+        format!("v{}", version.trim())
+    }
+
     /// Takes the host off the lab network.
     pub fn cut(&self) {
         assert!(lab(&["cut", &self.name]).status.success());
