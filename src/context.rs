@@ -23,8 +23,9 @@ pub const ENV_DOCKER_HOST: &str = "DOCKER_HOST";
 pub const ENV_SHELL: &str = "SHELL";
 /// `USER`: the Organization of the certificates.
 pub const ENV_USER: &str = "USER";
-/// `DOCKER_CONFIG`: where the docker CLI keeps its contexts ([`crate::contexts`]).
-pub use crate::contexts::ENV_DOCKER_CONFIG;
+/// `DOCKER_CONFIG`: the docker CLI's configuration directory (default `~/.docker`), where its
+/// contexts are ([`crate::ops::docker_context`]).
+pub const ENV_DOCKER_CONFIG: &str = "DOCKER_CONFIG";
 /// `MACHINE_REMOTE_TIMEOUT`: seconds one remote command may take (an install, an upgrade)
 /// before it fails and frees the machine's lock; default 1800.
 pub const ENV_REMOTE_TIMEOUT: &str = "MACHINE_REMOTE_TIMEOUT";
@@ -58,6 +59,14 @@ pub fn home_dir() -> PathBuf {
     std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// The docker CLI's configuration directory: `$DOCKER_CONFIG`, else `~/.docker`.
+pub fn docker_config_dir() -> PathBuf {
+    match std::env::var_os(ENV_DOCKER_CONFIG).filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => home_dir().join(".docker"),
+    }
 }
 
 /// User-supplied replacements for the store's CA and client certificate (`--tls-*` globals).

@@ -15,21 +15,21 @@
 //! - [`engine`]: the Docker Engine API over mutual TLS (handshake check, `/version`).
 //! - [`format`]: Go templates, Go's tabwriter, natural sort — the output formats of `ls` and `inspect`.
 //! - [`shell`]: how `env` writes for each shell.
-//! - [`contexts`]: docker CLI contexts for machines, in the docker CLI's own store.
-//! - [`ops`]: the operations behind the commands (create, ls, env, rm, power, …), on a
-//!   [`ops::Machine`]: a record with its driver open.
+//! - [`machine`]: a stored machine ([`machine::Machine`]: a record with its driver open), its
+//!   lock, record writer, certificate paths and SSH sessions; which machines a command is about.
+//! - [`ops`]: the operations behind the commands (create, ls, env, rm, power, …).
 //! - [`fsutil`]: atomic writes and file locks; [`netaddr`]: host:port as Go joins them;
 //!   [`web`]: one HTTP(S) request to a web server (downloads, cloud APIs).
 //! - [`error`]: typed errors and exit codes.
 
 pub mod cert;
 pub mod context;
-pub mod contexts;
 pub mod driver;
 pub mod engine;
 pub mod error;
 pub mod format;
 pub mod fsutil;
+pub mod machine;
 pub mod netaddr;
 pub mod ops;
 pub mod program;

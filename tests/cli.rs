@@ -1622,7 +1622,7 @@ fn docker_contexts_the_real_docker_cli_uses() {
         "{out}"
     );
     // The docker CLI's own layout: meta by the SHA-256 of the name, TLS files 0600 in 0700.
-    let id = hoist::contexts::context_id("web");
+    let id = hoist::ops::docker_context::store::context_id("web");
     let meta: serde_json::Value = serde_json::from_slice(
         &fs::read(
             docker_config
@@ -1700,7 +1700,7 @@ fn docker_contexts_the_real_docker_cli_uses() {
     assert!(
         docker_config
             .join("contexts/meta")
-            .join(hoist::contexts::context_id("mine"))
+            .join(hoist::ops::docker_context::store::context_id("mine"))
             .exists()
     );
     // rm removes the context hoist wrote for the machine.

@@ -66,7 +66,7 @@ pub struct ExportOptions {
 /// The archive of a machine: its record, its directory's files and the certificates its record
 /// points at.
 pub async fn export(ctx: &Context, name: &str, opts: &ExportOptions) -> Result<Vec<u8>> {
-    let _lock = super::lock_machine(ctx, name).await?;
+    let _lock = crate::machine::lock_machine(ctx, name).await?;
     let host = ctx.store.load(name)?;
     let dir = ctx.store.machine_dir(name);
     let read = |path: &std::path::Path| {
@@ -87,7 +87,7 @@ pub async fn export(ctx: &Context, name: &str, opts: &ExportOptions) -> Result<V
             members.insert(format!("{MACHINE_PREFIX}{file}"), read(&entry.path())?);
         }
     }
-    let paths = super::cert_paths(&host);
+    let paths = crate::machine::cert_paths(&host);
     let mut auth = vec![
         (layout::CA_CERT, &paths.ca_cert),
         (layout::CLIENT_CERT, &paths.client_cert),

@@ -10,7 +10,8 @@ use crate::store::config::{
 };
 use crate::store::{layout, validate_name};
 
-use super::{Machine, Reporter};
+use crate::machine::Machine;
+use crate::report::Reporter;
 
 /// Engine flags of `create` (`--engine-*`).
 #[derive(Debug, Clone, Default)]
@@ -205,7 +206,7 @@ async fn create_machine(
     machine: &mut Machine,
     report: &dyn Reporter,
 ) -> Result<Host> {
-    let _lock = super::lock_machine(ctx, &opts.name).await?;
+    let _lock = crate::machine::lock_machine(ctx, &opts.name).await?;
     ctx.store.sweep();
     if ctx.store.exists(&opts.name) {
         let exists = crate::store::StoreError::AlreadyExists(opts.name.clone());
@@ -220,7 +221,7 @@ async fn create_machine(
             _ => exists.into(),
         });
     }
-    let paths = super::cert_paths(&machine.host);
+    let paths = crate::machine::cert_paths(&machine.host);
     if paths == CertPaths::in_dir(&ctx.store.certs_dir()) {
         let bootstrap = cert::bootstrap(&ctx.store, &paths, &Context::username())
             .map_err(|e| Error::Other(format!("Error generating certificates: {e}")))?;
@@ -239,7 +240,7 @@ async fn create_machine(
     ctx.store.create(&machine.host)?;
     machine
         .driver
-        .set_record_writer(super::record_writer(&ctx.store, &opts.name));
+        .set_record_writer(crate::machine::record_writer(&ctx.store, &opts.name));
     report.info("Creating machine...");
     let result = make_and_provision(ctx, machine, report).await;
     // Whatever happened, the record keeps what the driver made (an instance to remove later).

@@ -9,11 +9,11 @@ use time::OffsetDateTime;
 use tokio::net::TcpStream;
 use x509_parser::extensions::GeneralName;
 
-use super::{Machine, session};
 use crate::cert::{self, CertPaths};
 use crate::context::Context;
 use crate::engine::{self, EngineClient};
 use crate::error::Result;
+use crate::machine::{Machine, session};
 use crate::netaddr::join_host_port;
 use crate::program::program_name;
 use crate::ssh::{Remote, Session, SshError};
@@ -100,7 +100,7 @@ fn fail(problem: impl Into<String>, fix: impl Into<String>) -> Outcome {
 /// Diagnoses each machine (all of the store when none is named), at most a few at once.
 pub async fn doctor(ctx: &Context, names: &[String]) -> Vec<Result<Diagnosis>> {
     let ctx = ctx.clone();
-    super::for_each_machine(names, move |name| {
+    crate::machine::for_each_machine(names, move |name| {
         let ctx = ctx.clone();
         async move { diagnose(&ctx, &name).await }
     })
@@ -123,7 +123,7 @@ pub async fn diagnose(ctx: &Context, name: &str) -> Result<Diagnosis> {
     let machine = Machine::load(ctx, name).await?;
     let url = machine.docker_url().await;
     let ssh = session::target(&machine, false).await;
-    let paths = super::cert_paths(&machine.host);
+    let paths = crate::machine::cert_paths(&machine.host);
     machine.close().await;
     let url = url?;
     let mut d = Diagnosis {

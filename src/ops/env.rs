@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use super::Machine;
 use crate::cert;
 use crate::context::Context;
 use crate::engine::{EngineClient, EngineError};
 use crate::error::{Error, Result};
 use crate::format::go_quote;
+use crate::machine::Machine;
 use crate::shell::{Shell, command_line};
 use crate::store::layout;
 
@@ -53,7 +53,7 @@ pub async fn checked_url(
                 host.name
             )));
         }
-        super::swarm::swarm_url(&url, &opts.host).ok_or_else(|| {
+        super::classic_swarm::swarm_url(&url, &opts.host).ok_or_else(|| {
             Error::Other(format!(
                 "invalid swarm host {:?} of machine \"{}\"",
                 opts.host, host.name
@@ -159,7 +159,7 @@ pub async fn env(ctx: &Context, name: Option<&str>, opts: &EnvOptions) -> Result
 /// The machine whose daemon `--swarm` means, and whether that is a classic swarm master's:
 /// for a Swarm-mode node, a manager of its swarm that answers (the node itself if it is one).
 async fn swarm_target(ctx: &Context, name: &str, swarm: bool) -> Result<(String, bool)> {
-    if swarm && let Some(manager) = super::swarm_mode::reachable_manager(ctx, name).await? {
+    if swarm && let Some(manager) = super::swarm::reachable_manager(ctx, name).await? {
         return Ok((manager, false));
     }
     Ok((name.to_string(), swarm))

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::format::{natsort, tabwriter::TabWriter, template};
 use crate::report::{DebugOnly, Reporter};
 
-use super::{swarm, swarm_mode};
+use super::{classic_swarm, swarm};
 use crate::store::config::{Host, Lifecycle, SwarmOptions};
 
 /// docker-machine's default `ls` format.
@@ -209,7 +209,7 @@ pub async fn ls(ctx: &Context, opts: &LsOptions) -> Result<String> {
             return Ok(out);
         }
         let loaded = store.load_all()?;
-        let masters = swarm::swarm_masters(&loaded);
+        let masters = classic_swarm::swarm_masters(&loaded);
         for (name, host) in &loaded {
             if host
                 .as_ref()
@@ -234,12 +234,12 @@ pub async fn ls(ctx: &Context, opts: &LsOptions) -> Result<String> {
 
 /// Adds to each row's ERRORS the certificates of its machine that end soon or have ended.
 fn add_expiry_warnings(items: &mut [ListItem], warn_days: i64) {
-    let mut ends = super::certs::Ends::default();
+    let mut ends = super::cert_expiry::Ends::default();
     for item in items {
         let Some(host) = &item.host else {
             continue;
         };
-        if let Some(warning) = super::certs::expiry_warning(host, &mut ends, warn_days) {
+        if let Some(warning) = super::cert_expiry::expiry_warning(host, &mut ends, warn_days) {
             item.error = if item.error.is_empty() {
                 warning
             } else {
@@ -372,7 +372,7 @@ pub async fn query_all(
     // A plugin's output would break the table: it is shown with --debug only.
     let plugin_output: Arc<dyn Reporter> = Arc::new(DebugOnly(ctx.report.clone()));
     let plugins = Arc::new(Semaphore::new(MAX_CONCURRENT_PLUGINS));
-    let masters = swarm::swarm_masters(&loaded);
+    let masters = classic_swarm::swarm_masters(&loaded);
     let docker_host = Context::docker_host();
     let clients = ClientCache::default();
     let limit = Arc::new(Semaphore::new(MAX_CONCURRENT_QUERIES));
@@ -408,12 +408,12 @@ pub async fn query_all(
         if !filters.matches_static(&host, &masters) {
             continue;
         }
-        let swarm = swarm::swarm_column(&host, &masters);
+        let swarm = classic_swarm::swarm_column(&host, &masters);
         let host = Arc::new(host);
-        let engine = clients.for_paths(&super::cert_paths(&host));
+        let engine = clients.for_paths(&crate::machine::cert_paths(&host));
         let limit = limit.clone();
         let docker_host = docker_host.clone();
-        let mut env = super::driver_env(&host, plugin_output.clone());
+        let mut env = crate::machine::driver_env(&host, plugin_output.clone());
         env.prefetched = prefetched.remove(&host.name);
         let store = shared_store.clone();
         let plugins = plugins.clone();
@@ -522,7 +522,7 @@ async fn query_host(host: Arc<Host>, q: Query) -> ListItem {
             query_driver(&mut item, driver.as_ref(), &q).await;
             // The one write of `ls`: what a driver learnt that its record should keep.
             if let Some(config) = driver.changed_config() {
-                let _ = super::record_writer(&q.store, &host.name)(config);
+                let _ = crate::machine::record_writer(&q.store, &host.name)(config);
             }
             driver.close().await;
         }
@@ -552,12 +552,12 @@ async fn query_host(host: Arc<Host>, q: Query) -> ListItem {
     }
     if item.state == State::Running {
         if let (Some(cluster), Ok(client)) = (host.swarm_cluster(), &q.engine) {
-            item.swarm = swarm_mode::ls_column(client, &item.url, cluster).await;
+            item.swarm = swarm::ls_column(client, &item.url, cluster).await;
         }
         let swarm = &host.host_options.swarm_options;
         item.active_host = item.url == q.docker_host;
         item.active_swarm = swarm.master
-            && swarm::swarm_url(&item.url, &swarm.host).is_some_and(|u| u == q.docker_host);
+            && classic_swarm::swarm_url(&item.url, &swarm.host).is_some_and(|u| u == q.docker_host);
     }
     item.host = Some(host);
     item

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::provision;
 use crate::report::Reporter;
 
-use super::Machine;
+use crate::machine::Machine;
 
 /// A power action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +35,7 @@ impl Power {
 /// Runs a power action on one machine under its lock; the driver's config (addresses and ports
 /// may change) is saved afterwards.
 pub async fn power(ctx: &Context, name: &str, action: Power, report: &dyn Reporter) -> Result<()> {
-    let _lock = super::lock_machine(ctx, name).await?;
+    let _lock = crate::machine::lock_machine(ctx, name).await?;
     let mut machine = Machine::load(ctx, name).await?;
     let result = run(&mut machine, action, report).await;
     let saved = save_driver_config(ctx, &mut machine).await;

@@ -1,9 +1,9 @@
 //! `rm`: removes machines: the driver's remote part first (a plugin's instance; built-in drivers
 //! leave the host alone), then the record.
 
-use super::Machine;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::machine::Machine;
 use crate::store::StoreError;
 
 /// `rm` options.
@@ -22,13 +22,13 @@ pub struct RmOptions {
 /// warnings.
 pub async fn remove_one(ctx: &Context, name: &str, opts: RmOptions) -> Result<Vec<String>> {
     let force = opts.force;
-    let _lock = super::lock_machine(ctx, name).await?;
+    let _lock = crate::machine::lock_machine(ctx, name).await?;
     let mut warnings = Vec::new();
     let mut context = None;
     match ctx.store.load(name) {
         Ok(host) => {
             if host.swarm_cluster().is_some() && !opts.keep_swarm_node {
-                match super::swarm_mode::take_out(ctx, name, force).await {
+                match super::swarm::take_out(ctx, name, force).await {
                     Ok(_) => {}
                     Err(e) if !force => {
                         return Err(Error::Other(format!(
@@ -71,7 +71,7 @@ pub async fn remove(
     opts: RmOptions,
 ) -> (Vec<String>, Vec<String>) {
     let ctx2 = ctx.clone();
-    let results = super::for_each_machine(names, move |name| {
+    let results = crate::machine::for_each_machine(names, move |name| {
         let ctx = ctx2.clone();
         async move { remove_one(&ctx, &name, opts).await }
     })

@@ -5,11 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use super::create::{self, CreateOptions};
 use super::power::{self, Power};
-use super::{Machine, Reporter};
 use crate::context::{Context, TlsOverrides};
 use crate::driver::fake::FakeDriver;
 use crate::driver::{FlagValue, FlagValues, State};
 use crate::error::Error;
+use crate::machine::Machine;
+use crate::report::Reporter;
 use crate::store::Store;
 use crate::store::config::Lifecycle;
 

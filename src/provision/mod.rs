@@ -15,7 +15,7 @@ use crate::cert;
 use crate::context::Context;
 use crate::engine::EngineClient;
 use crate::error::{Error, Result};
-use crate::ops::{Machine, session};
+use crate::machine::{Machine, session};
 use crate::report::Reporter;
 use crate::ssh::{Remote, quote};
 use crate::store::config::{Host, Lifecycle};
@@ -202,7 +202,7 @@ pub fn copy_client_certs(ctx: &Context, host: &Host) -> Result<()> {
 }
 
 fn copy_client_certs_locked(ctx: &Context, host: &Host) -> Result<()> {
-    let paths = crate::ops::cert_paths(host);
+    let paths = crate::machine::cert_paths(host);
     let dir = ctx.store.machine_dir(&host.name);
     for (src, name) in [
         (&paths.ca_cert, layout::CA_CERT),
@@ -235,7 +235,7 @@ pub fn machine_certs(
     ip: &str,
     report: &dyn Reporter,
 ) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
-    let paths = crate::ops::cert_paths(host);
+    let paths = crate::machine::cert_paths(host);
     report.info("Copying certs to the local machine directory...");
     let _certs = ctx.store.lock_certs()?;
     copy_client_certs_locked(ctx, host)?;
@@ -283,7 +283,7 @@ pub async fn wait_for_docker(
     url: &str,
 ) -> Result<String> {
     let client = EngineClient::new(
-        cert::client_config(&crate::ops::cert_paths(host))?,
+        cert::client_config(&crate::machine::cert_paths(host))?,
         Duration::from_secs(5),
     );
     let started = Instant::now();

@@ -2,11 +2,11 @@
 
 use hoist::context::Context;
 use hoist::error::Result;
-use hoist::ops::certs;
+use hoist::ops::cert_expiry;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
 pub fn exec(_: Args, ctx: &Context) -> Result<u8> {
-    super::print_text(&certs::list(ctx)?)
+    super::print_text(&cert_expiry::list(ctx)?)
 }

@@ -13,6 +13,6 @@ pub struct Args {
 }
 
 pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
-    let name = super::target_one(ctx, args.names)?;
+    let name = hoist::machine::target_one(ctx, args.names)?;
     super::print_text(&env::config(ctx, &name, args.swarm).await?)
 }

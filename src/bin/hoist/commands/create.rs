@@ -12,7 +12,6 @@ use hoist::context::{Context, ENV_DRIVER, program_name};
 use hoist::driver::{self, Driver, DriverEnv, Flag, FlagKind, FlagValue, FlagValues};
 use hoist::error::{Error, Result};
 use hoist::ops::create::{self, CreateOptions, EngineFlags, SwarmFlags};
-use hoist::ops::swarm_mode;
 use hoist::provision::InstallMethod;
 use hoist::report::Reporter;
 
@@ -414,10 +413,10 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
         );
     }
     let swarm = if args.swarm_mode_init {
-        swarm_mode::init(ctx, &name, &Default::default()).await
+        hoist::ops::swarm::init(ctx, &name, &Default::default()).await
     } else if let Some(manager) = &args.swarm_mode_join {
         let role = args.swarm_mode_role.into();
-        let joined = swarm_mode::join(ctx, manager, std::slice::from_ref(&name), role).await;
+        let joined = hoist::ops::swarm::join(ctx, manager, std::slice::from_ref(&name), role).await;
         joined.and_then(|mut results| results.remove(0))
     } else {
         return Ok(0);

@@ -35,7 +35,7 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     let name = if args.unset {
         args.names.first().cloned()
     } else {
-        Some(super::target_one(ctx, args.names)?)
+        Some(hoist::machine::target_one(ctx, args.names)?)
     };
     super::print_text(&env::env(ctx, name.as_deref(), &opts).await?)
 }

@@ -2,7 +2,7 @@
 
 use hoist::context::Context;
 use hoist::error::Result;
-use hoist::ops::machine;
+use hoist::ops::info;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,6 +13,6 @@ pub struct Args {
 }
 
 pub fn exec(args: Args, ctx: &Context) -> Result<u8> {
-    let name = super::target_one(ctx, args.names)?;
-    super::print_text(&machine::inspect(ctx, &name, args.format.as_deref())?)
+    let name = hoist::machine::target_one(ctx, args.names)?;
+    super::print_text(&info::inspect(ctx, &name, args.format.as_deref())?)
 }

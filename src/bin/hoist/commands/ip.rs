@@ -2,7 +2,7 @@
 
 use hoist::context::Context;
 use hoist::error::Result;
-use hoist::ops::machine;
+use hoist::ops::info;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -10,6 +10,6 @@ pub struct Args {
 }
 
 pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
-    let names = super::target_names(ctx, args.names)?;
-    super::print_each(machine::ips(ctx, &names).await)
+    let names = hoist::machine::target_names(ctx, args.names)?;
+    super::print_each(info::ips(ctx, &names).await)
 }

@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(short = 'f', long)]
     format: Option<String>,
     /// Warn in ERRORS about certificates that end within this many days
-    #[arg(long, default_value_t = hoist::ops::certs::DEFAULT_WARN_DAYS)]
+    #[arg(long, default_value_t = hoist::ops::cert_expiry::DEFAULT_WARN_DAYS)]
     cert_warn_days: i64,
 }
 

@@ -411,30 +411,6 @@ fn subcommand_of(e: &clap::Error) -> String {
         .to_string()
 }
 
-/// docker-machine's target rule for commands about machines: the names given, else `default`
-/// when it exists.
-pub fn target_names(ctx: &Context, names: Vec<String>) -> Result<Vec<String>> {
-    if !names.is_empty() {
-        return Ok(names);
-    }
-    if ctx.store.exists("default") {
-        return Ok(vec!["default".into()]);
-    }
-    Err(Error::Usage(
-        "Error: No machine name(s) specified and no \"default\" machine exists".into(),
-    ))
-}
-
-/// The one machine a command is about (`default` when none is named).
-pub fn target_one(ctx: &Context, names: Vec<String>) -> Result<String> {
-    if names.len() > 1 {
-        return Err(Error::Usage(
-            "Error: Expected one machine name as an argument".into(),
-        ));
-    }
-    Ok(target_names(ctx, names)?.remove(0))
-}
-
 /// Prints per-machine results: values on stdout, errors on stderr, exit 1 if any failed.
 pub fn print_each(results: Vec<Result<String>>) -> Result<u8> {
     let mut failed = false;
@@ -547,7 +523,7 @@ pub async fn run_ssh_tool(
     let code = run_tool(cmd)?;
     if failed(code) {
         for name in machines {
-            if let Some(why) = hoist::ops::ssh::diagnose(ctx, name).await {
+            if let Some(why) = hoist::ops::ssh_tools::diagnose(ctx, name).await {
                 eprintln!("{why}");
             }
         }
@@ -573,12 +549,12 @@ pub async fn each_machine<F, Fut>(
     action: F,
 ) -> Result<u8>
 where
-    F: Fn(Context, String, std::sync::Arc<dyn hoist::ops::Reporter>) -> Fut,
+    F: Fn(Context, String, std::sync::Arc<dyn hoist::report::Reporter>) -> Fut,
     Fut: std::future::Future<Output = Result<()>> + Send + 'static,
 {
     let several = names.len() > 1;
-    let results = hoist::ops::for_each_machine(names, |name| {
-        let report: std::sync::Arc<dyn hoist::ops::Reporter> =
+    let results = hoist::machine::for_each_machine(names, |name| {
+        let report: std::sync::Arc<dyn hoist::report::Reporter> =
             std::sync::Arc::new(printer.for_machine(several.then_some(name.as_str())));
         action(ctx.clone(), name, report)
     })

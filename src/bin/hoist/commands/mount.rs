@@ -2,7 +2,7 @@
 
 use hoist::context::Context;
 use hoist::error::{Error, Result};
-use hoist::ops::ssh;
+use hoist::ops::ssh_tools;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,11 +17,11 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     let [src, dst] = args.paths.as_slice() else {
         return Err(Error::Usage("Improper number of arguments.".into()));
     };
-    let cmd = ssh::mount_command(ctx, src, dst, args.unmount).await?;
+    let cmd = ssh_tools::mount_command(ctx, src, dst, args.unmount).await?;
     let machines = if args.unmount {
         Vec::new()
     } else {
-        ssh::machines_named(&[src])
+        ssh_tools::machines_named(&[src])
     };
     super::run_ssh_tool(ctx, &cmd, &machines, |code| code != 0).await
 }

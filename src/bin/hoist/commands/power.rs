@@ -12,7 +12,7 @@ pub struct Args {
 }
 
 pub async fn exec(args: Args, ctx: &Context, printer: &Printer, action: Power) -> Result<u8> {
-    let names = super::target_names(ctx, args.names)?;
+    let names = hoist::machine::target_names(ctx, args.names)?;
     let code = super::each_machine(ctx, printer, &names, move |ctx, name, report| async move {
         power::power(&ctx, &name, action, report.as_ref()).await
     })

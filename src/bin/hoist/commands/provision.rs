@@ -2,7 +2,7 @@
 
 use hoist::context::Context;
 use hoist::error::Result;
-use hoist::ops::remote;
+use hoist::ops::reprovision;
 use hoist::provision::{InstallMethod, ProvisionOptions};
 
 use crate::Printer;
@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
-    let names = super::target_names(ctx, args.names)?;
+    let names = hoist::machine::target_names(ctx, args.names)?;
     let opts = ProvisionOptions {
         trust_new_host_key: args.trust_new_host_key,
         install_method: args
@@ -29,7 +29,7 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
             .transpose()?,
     };
     super::each_machine(ctx, printer, &names, move |ctx, name, report| async move {
-        remote::provision(&ctx, &name, report.as_ref(), opts).await
+        reprovision::provision(&ctx, &name, report.as_ref(), opts).await
     })
     .await
 }

@@ -2,7 +2,7 @@
 
 use hoist::context::Context;
 use hoist::error::{Error, Result};
-use hoist::ops::remote;
+use hoist::ops::reprovision;
 use hoist::report::Reporter;
 
 use crate::Printer;
@@ -24,7 +24,7 @@ pub struct Args {
 pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
     let mut names = match args.all {
         true => ctx.store.list()?,
-        false => super::target_names(ctx, args.names)?,
+        false => hoist::machine::target_names(ctx, args.names)?,
     };
     if !args.force
         && !super::confirm("Regenerate TLS machine certs?  Warning: this is irreversible.")?
@@ -33,7 +33,7 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
     }
     println!("Regenerating TLS certificates");
     if args.client_certs && args.all {
-        let (members, others) = remote::ca_rotation_members(ctx, &names).await?;
+        let (members, others) = reprovision::ca_rotation_members(ctx, &names).await?;
         for (name, why) in others {
             printer.info(&format!(
                 "Leaving machine \"{name}\" out of the CA rotation: {why}"
@@ -42,21 +42,21 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
         names = members;
     }
     if args.client_certs {
-        remote::regenerate_client_certs(ctx, &names, printer)?;
+        reprovision::regenerate_client_certs(ctx, &names, printer)?;
     }
     let regenerate = |names: Vec<String>| async move {
         super::each_machine(ctx, printer, &names, |ctx, name, report| async move {
-            remote::regenerate_certs(&ctx, &name, report.as_ref()).await
+            reprovision::regenerate_certs(&ctx, &name, report.as_ref()).await
         })
         .await
     };
     let failed = regenerate(names.clone()).await?;
-    if !(args.client_certs && remote::ca_rotation_under_way(ctx)) {
+    if !(args.client_certs && reprovision::ca_rotation_under_way(ctx)) {
         return Ok(failed);
     }
     // The rotation ends once every machine it concerns has a certificate of the new CA: then
     // their daemons stop trusting the previous one.
-    let (members, _) = remote::ca_rotation_members(ctx, &ctx.store.list()?).await?;
+    let (members, _) = reprovision::ca_rotation_members(ctx, &ctx.store.list()?).await?;
     let missing: Vec<&String> = members.iter().filter(|m| !names.contains(m)).collect();
     if failed != 0 || !missing.is_empty() {
         let unfinished = format!(
@@ -84,6 +84,6 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
         };
     }
     printer.info("Every machine has a certificate of the new CA: dropping the previous CA");
-    remote::finish_ca_rotation(ctx)?;
+    reprovision::finish_ca_rotation(ctx)?;
     regenerate(members).await
 }

@@ -2,7 +2,7 @@
 
 use hoist::context::Context;
 use hoist::error::{Error, Result};
-use hoist::ops::ssh::{self, ScpOptions};
+use hoist::ops::ssh_tools::{self, ScpOptions};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -28,7 +28,7 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
         quiet: args.quiet,
         delta: args.delta,
     };
-    let cmd = ssh::scp_command(ctx, src, dst, &opts).await?;
-    let machines = ssh::machines_named(&[src, dst]);
+    let cmd = ssh_tools::scp_command(ctx, src, dst, &opts).await?;
+    let machines = ssh_tools::machines_named(&[src, dst]);
     super::run_ssh_tool(ctx, &cmd, &machines, |code| code != 0).await
 }

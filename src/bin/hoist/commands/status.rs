@@ -2,7 +2,7 @@
 
 use hoist::context::Context;
 use hoist::error::Result;
-use hoist::ops::{self, machine};
+use hoist::ops::info;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -10,12 +10,6 @@ pub struct Args {
 }
 
 pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
-    let names = super::target_names(ctx, args.names)?;
-    let ctx2 = ctx.clone();
-    let results = ops::for_each_machine(&names, move |name| {
-        let ctx = ctx2.clone();
-        async move { machine::status(&ctx, &name).await.map(|s| s.to_string()) }
-    })
-    .await;
-    super::print_each(results)
+    let names = hoist::machine::target_names(ctx, args.names)?;
+    super::print_each(info::statuses(ctx, &names).await)
 }

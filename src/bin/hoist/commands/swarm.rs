@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use hoist::context::Context;
 use hoist::error::Result;
-use hoist::ops::swarm_mode::{self, InitOptions, Role};
+use hoist::ops::swarm::{self, InitOptions, Role};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -89,26 +89,24 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
                 default_addr_pool,
                 subnet_size: default_addr_pool_mask_length,
             };
-            println!("{}", swarm_mode::init(ctx, &manager, &opts).await?);
+            println!("{}", swarm::init(ctx, &manager, &opts).await?);
             Ok(0)
         }
         Action::Join {
             role,
             manager,
             names,
-        } => super::print_each(swarm_mode::join(ctx, &manager, &names, role.into()).await?),
+        } => super::print_each(swarm::join(ctx, &manager, &names, role.into()).await?),
         Action::Ls { manager } => {
-            let rows = swarm_mode::list(ctx, manager.as_deref()).await?;
-            super::print_text(&swarm_mode::render(&rows))
+            let rows = swarm::list(ctx, manager.as_deref()).await?;
+            super::print_text(&swarm::render(&rows))
         }
-        Action::Leave { force, names } => {
-            super::print_each(swarm_mode::leave(ctx, &names, force).await)
-        }
+        Action::Leave { force, names } => super::print_each(swarm::leave(ctx, &names, force).await),
         Action::Promote { names } => {
-            super::print_each(swarm_mode::set_role(ctx, &names, Role::Manager).await)
+            super::print_each(swarm::set_role(ctx, &names, Role::Manager).await)
         }
         Action::Demote { names } => {
-            super::print_each(swarm_mode::set_role(ctx, &names, Role::Worker).await)
+            super::print_each(swarm::set_role(ctx, &names, Role::Worker).await)
         }
     }
 }

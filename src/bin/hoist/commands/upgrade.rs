@@ -2,7 +2,7 @@
 
 use hoist::context::Context;
 use hoist::error::Result;
-use hoist::ops::remote;
+use hoist::ops::reprovision;
 
 use crate::Printer;
 
@@ -12,9 +12,9 @@ pub struct Args {
 }
 
 pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
-    let names = super::target_names(ctx, args.names)?;
+    let names = hoist::machine::target_names(ctx, args.names)?;
     super::each_machine(ctx, printer, &names, |ctx, name, report| async move {
-        remote::upgrade(&ctx, &name, report.as_ref()).await
+        reprovision::upgrade(&ctx, &name, report.as_ref()).await
     })
     .await
 }

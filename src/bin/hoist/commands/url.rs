@@ -2,7 +2,7 @@
 
 use hoist::context::Context;
 use hoist::error::Result;
-use hoist::ops::machine;
+use hoist::ops::info;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -10,7 +10,7 @@ pub struct Args {
 }
 
 pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
-    let name = super::target_one(ctx, args.names)?;
-    println!("{}", machine::url(ctx, &name).await?);
+    let name = hoist::machine::target_one(ctx, args.names)?;
+    println!("{}", info::url(ctx, &name).await?);
     Ok(0)
 }

@@ -2,7 +2,7 @@
 
 use hoist::context::{Context, program_name};
 use hoist::error::{Error, Result};
-use hoist::ops::machine;
+use hoist::ops::info;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -12,7 +12,7 @@ pub struct Args {
 pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     match args.names.as_slice() {
         [] => println!("{}", super::version_line(program_name())),
-        [name] => println!("{}", machine::docker_version(ctx, name).await?),
+        [name] => println!("{}", info::docker_version(ctx, name).await?),
         _ => {
             return Err(Error::Usage(
                 "Error: Expected one machine name as an argument".into(),

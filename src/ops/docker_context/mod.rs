@@ -2,11 +2,13 @@
 //! with its certificates (`provision`, `regenerate-certs`) and removed with it (`rm`) — only the
 //! one hoist wrote.
 
-use super::Machine;
+pub mod store;
+
 use crate::cert::CertPaths;
 use crate::context::Context;
-use crate::contexts::{self, MachineContext};
+use crate::context::docker_config_dir;
 use crate::error::{Error, Result};
+use crate::machine::Machine;
 use crate::store::config::Host;
 
 /// The key of the machine's context name in hoist's record.
@@ -29,9 +31,9 @@ async fn write_open(ctx: &Context, machine: &mut Machine, name: &str) -> Result<
     let read = |p: &std::path::Path| {
         std::fs::read(p).map_err(|e| Error::Other(format!("cannot read {}: {e}", p.display())))
     };
-    contexts::write(
-        &contexts::docker_config_dir(),
-        &MachineContext {
+    store::write(
+        &docker_config_dir(),
+        &store::MachineContext {
             name,
             machine: &machine.host.name,
             host: &url,
@@ -56,13 +58,33 @@ async fn write_open(ctx: &Context, machine: &mut Machine, name: &str) -> Result<
 /// machine unless told); returns the context's name.
 pub async fn write(ctx: &Context, machine: &str, context_name: Option<&str>) -> Result<String> {
     let name = context_name.unwrap_or(machine).to_string();
-    contexts::validate_name(&name)
-        .map_err(|e| Error::Usage(format!("machine \"{machine}\": {e}")))?;
-    let _lock = super::lock_machine(ctx, machine).await?;
+    store::validate_name(&name).map_err(|e| Error::Usage(format!("machine \"{machine}\": {e}")))?;
+    let _lock = crate::machine::lock_machine(ctx, machine).await?;
     let mut open = Machine::load(ctx, machine).await?;
     let result = write_open(ctx, &mut open, &name).await;
     open.close().await;
     result.map(|_| name)
+}
+
+/// `hoist context NAME…`: writes each machine's context (at most one `context_name`, for one
+/// machine); a line for each, in the order given, saying how to use it.
+pub async fn write_each(
+    ctx: &Context,
+    names: &[String],
+    context_name: Option<&str>,
+) -> Vec<Result<String>> {
+    let ctx = ctx.clone();
+    let context_name = context_name.map(str::to_string);
+    crate::machine::for_each_machine(names, move |name| {
+        let (ctx, context_name) = (ctx.clone(), context_name.clone());
+        async move {
+            let written = write(&ctx, &name, context_name.as_deref()).await?;
+            Ok(format!(
+                "Docker context \"{written}\" reaches machine \"{name}\": docker --context {written} info"
+            ))
+        }
+    })
+    .await
 }
 
 /// Rewrites a machine's context after its certificates changed (provision, regenerate-certs),
@@ -77,7 +99,7 @@ pub async fn refresh(ctx: &Context, machine: &mut Machine) -> Result<()> {
 /// Removes the context hoist wrote for a machine (never another).
 pub fn remove(host: &Host) {
     if let Some(name) = recorded(host) {
-        contexts::remove(&contexts::docker_config_dir(), &name, &host.name);
+        store::remove(&docker_config_dir(), &name, &host.name);
     }
 }
 
@@ -95,7 +117,7 @@ pub async fn use_machine(ctx: &Context, machine: Option<&str>) -> Result<Option<
         }
         None => None,
     };
-    contexts::use_context(&contexts::docker_config_dir(), name.as_deref())
+    store::use_context(&docker_config_dir(), name.as_deref())
         .map_err(|e| Error::Other(e.to_string()))?;
     Ok(name)
 }

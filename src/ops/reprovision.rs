@@ -12,7 +12,8 @@ use crate::store::config::Lifecycle;
 use crate::store::layout;
 
 use super::power::prefixed;
-use super::{Machine, Reporter, session};
+use crate::machine::{Machine, session};
+use crate::report::Reporter;
 
 /// What a locked run does to the machine.
 enum Action {
@@ -23,7 +24,7 @@ enum Action {
 /// Runs an action under the machine's lock and records its outcome (running, or failed with the
 /// error) in the machine's record.
 async fn locked(ctx: &Context, name: &str, report: &dyn Reporter, action: Action) -> Result<()> {
-    let _lock = super::lock_machine(ctx, name).await?;
+    let _lock = crate::machine::lock_machine(ctx, name).await?;
     let mut machine = Machine::load(ctx, name).await?;
     let result = match action {
         Action::Provision(opts) => {
@@ -133,7 +134,7 @@ pub async fn ca_rotation_members(
     let (mut members, mut others) = (Vec::new(), Vec::new());
     for name in names {
         let host = ctx.store.load(name)?;
-        if super::cert_paths(&host).ca_cert != store_ca {
+        if crate::machine::cert_paths(&host).ca_cert != store_ca {
             others.push((name.clone(), "it has a CA of its own".to_string()));
             continue;
         }

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::{Machine, session};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::machine::{Machine, session};
 use crate::ssh::{Session, SshEndpoint};
 
 /// The known_hosts file hoist keeps in each machine directory (the pinned host key).
@@ -43,7 +43,7 @@ async fn pin_and_describe(ctx: &Context, machine: &mut Machine) -> Result<SshMac
     let name = machine.host.name.clone();
     let endpoint = session::endpoint(machine).await?;
     if session::pinned_key(&machine.host).is_none() {
-        let _lock = super::lock_machine(ctx, &name).await?;
+        let _lock = crate::machine::lock_machine(ctx, &name).await?;
         // What was read before the lock may be stale (a provision or an rm ran meanwhile).
         machine.host = ctx.store.load(&name)?;
         if session::pinned_key(&machine.host).is_none() {

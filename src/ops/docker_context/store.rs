@@ -1,4 +1,4 @@
-//! docker CLI contexts for machines, written in the docker CLI's own store
+//! The docker CLI's context store, where hoist writes machines' contexts
 //! (`$DOCKER_CONFIG`, else `~/.docker`), so that `docker --context NAME …` reaches a machine
 //! without `eval $(hoist env NAME)`:
 //!
@@ -15,8 +15,6 @@ use serde_json::{Map, Value, json};
 
 use crate::fsutil::{create_dir_all, write_atomic};
 
-/// `DOCKER_CONFIG`: the docker CLI's configuration directory (default `~/.docker`).
-pub const ENV_DOCKER_CONFIG: &str = "DOCKER_CONFIG";
 /// The metadata key that names the machine a context was written for.
 const MACHINE_KEY: &str = "HoistMachine";
 
@@ -39,14 +37,6 @@ pub enum ContextError {
     Taken { name: String },
     #[error("{} is not a docker configuration hoist can read: {reason}", path.display())]
     Config { path: PathBuf, reason: String },
-}
-
-/// The docker CLI's configuration directory.
-pub fn docker_config_dir() -> PathBuf {
-    match std::env::var_os(ENV_DOCKER_CONFIG).filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => crate::context::home_dir().join(".docker"),
-    }
 }
 
 /// The docker CLI's rule for context names: `^[a-zA-Z0-9][a-zA-Z0-9_.+-]+$`, not `default`.

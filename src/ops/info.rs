@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
-use super::Machine;
 use crate::cert;
 use crate::context::Context;
 use crate::driver::State;
 use crate::engine::EngineClient;
 use crate::error::Result;
 use crate::format::template;
+use crate::machine::Machine;
 use crate::store::config::to_go_json_pretty;
 
 /// How long a TLS request of `version NAME` may take.
@@ -25,7 +25,7 @@ pub async fn url(ctx: &Context, name: &str) -> Result<String> {
 /// The IP of each machine, in the order given.
 pub async fn ips(ctx: &Context, names: &[String]) -> Vec<Result<String>> {
     let ctx = ctx.clone();
-    super::for_each_machine(names, move |name| {
+    crate::machine::for_each_machine(names, move |name| {
         let ctx = ctx.clone();
         async move {
             let machine = Machine::load(&ctx, &name).await?;
@@ -44,6 +44,16 @@ pub async fn status(ctx: &Context, name: &str) -> Result<State> {
     let state = machine.driver.state().await;
     machine.close().await;
     Ok(state?)
+}
+
+/// The state of each machine, in the order given.
+pub async fn statuses(ctx: &Context, names: &[String]) -> Vec<Result<String>> {
+    let ctx = ctx.clone();
+    crate::machine::for_each_machine(names, move |name| {
+        let ctx = ctx.clone();
+        async move { status(&ctx, &name).await.map(|s| s.to_string()) }
+    })
+    .await
 }
 
 /// `inspect`: the record as 4-space JSON, or through a Go template over its JSON map.
@@ -71,7 +81,7 @@ pub fn inspect(ctx: &Context, name: &str, format: Option<&str>) -> Result<String
 pub async fn docker_version(ctx: &Context, name: &str) -> Result<String> {
     let machine = Machine::load(ctx, name).await?;
     let url = machine.driver.url().await;
-    let paths = super::cert_paths(&machine.host);
+    let paths = crate::machine::cert_paths(&machine.host);
     machine.close().await;
     let url = url?;
     let client = EngineClient::new(cert::client_config(&paths)?, PROBE_TIMEOUT);
