@@ -68,20 +68,6 @@ pub fn create_dir_all(dir: &Path, mode: u32) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(mode).create(dir)
 }
 
-/// Removes leftovers of interrupted atomic writes in a directory.
-pub fn remove_stale_temporaries(dir: &Path) {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') && (name.contains(".tmp") || name.contains(".new")) {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
-}
-
 /// An exclusive advisory lock (flock) on a lock file; released when dropped or when the process dies,
 /// so a killed command never leaves a lock that blocks the next one.
 #[derive(Debug)]

@@ -120,7 +120,7 @@ pub fn bootstrap(
             path: dir.to_path_buf(),
             source,
         })?;
-        fsutil::remove_stale_temporaries(dir);
+        fsutil::remove_stale_temp_files(dir);
     }
 
     let mut ca_renewed = false;

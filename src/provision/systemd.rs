@@ -91,22 +91,11 @@ pub fn provider_label(engine: &EngineOptions, driver_name: &str) -> Option<Strin
 /// makes some systemd versions drop or split the line) —; `%` is doubled (specifiers), and `$`
 /// too where systemd would expand variables (`ExecStart=`, not `Environment=`).
 fn systemd_quoted(value: &str, double_dollar: bool) -> String {
-    let mut out = String::from("\"");
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_ascii_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
-            '%' => out.push_str("%%"),
-            '$' if double_dollar => out.push_str("$$"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    crate::format::quote_with(value, |c| match c {
+        '%' => Some("%%"),
+        '$' if double_dollar => Some("$$"),
+        _ => None,
+    })
 }
 
 /// Quotes one word of an `ExecStart=` line: bare when safe, else quoted (see [`systemd_quoted`]).

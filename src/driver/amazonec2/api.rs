@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
+use super::credentials::{Credentials, Source};
 use crate::web::{self, WebUrl};
 
 /// The EC2 API version hoist speaks.
@@ -15,20 +16,6 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The first backoff; each retry doubles it (with jitter), up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
-
-/// Credentials for signing.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Credentials {
-    pub access_key: String,
-    pub secret_key: String,
-    pub session_token: Option<String>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Credentials({})", self.access_key)
-    }
-}
 
 /// What an API call can fail with.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -145,7 +132,7 @@ fn form_encode(text: &str) -> String {
 pub struct Client {
     pub url: WebUrl,
     pub region: String,
-    pub credentials: super::credentials::Source,
+    pub credentials: Source,
     /// How many times a transient failure is retried (0: never).
     pub retries: u32,
 }

@@ -12,8 +12,21 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 
-use super::api::Credentials;
 use crate::web::{self, WebUrl};
+
+/// Credentials for signing.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Credentials {
+    pub access_key: String,
+    pub secret_key: String,
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({})", self.access_key)
+    }
+}
 
 /// Where signing credentials come from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
