@@ -2,87 +2,48 @@
 //! context, runs one command, and maps its error to docker-machine's message and exit code.
 
 mod commands;
+mod printer;
+mod prompt;
+mod tools;
+mod usage;
 
-use std::io::{IsTerminal, Write};
+pub use printer::Printer;
+
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use hoist::context::{self, Context, TlsOverrides};
 use hoist::error::Error;
-use hoist::report::Reporter;
 use hoist::store::Store;
 
-/// Prints step messages: info to stdout (stderr for `env`/`config`, whose stdout is evaluated),
-/// debug lines to stderr with `-D`. On a terminal, a live line shows the current step and its
-/// elapsed time while finished steps scroll above it.
-#[derive(Clone)]
-pub struct Printer {
-    pub debug: bool,
+/// How a command runs, decided before its arguments are parsed (a `create`'s parse may start a
+/// plugin): the one table of the commands' traits.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Traits {
+    /// Talks to many hosts or provisions: a thread per core for the TLS and SSH work (one-machine
+    /// commands are I/O-bound, and a single-threaded runtime starts fastest).
+    pub multi_thread: bool,
+    /// Shows a live step line on a terminal.
+    pub live: bool,
+    /// Step messages go to stderr: the command's stdout is evaluated by a shell.
     pub info_to_stderr: bool,
-    prefix: Option<String>,
-    live: Option<indicatif::ProgressBar>,
 }
 
-impl Printer {
-    fn new(debug: bool, info_to_stderr: bool, live: bool) -> Printer {
-        let live = (live && !debug && std::io::stdout().is_terminal()).then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-            );
-            bar.enable_steady_tick(std::time::Duration::from_millis(120));
-            bar
-        });
-        Printer {
-            debug,
-            info_to_stderr,
-            prefix: None,
-            live,
-        }
-    }
-
-    /// The printer for one machine of several: its lines start with `(name) `.
-    pub fn for_machine(&self, name: Option<&str>) -> Printer {
-        Printer {
-            prefix: name.map(|n| format!("({n}) ")),
-            live: if name.is_some() {
-                None
-            } else {
-                self.live.clone()
-            },
-            ..self.clone()
-        }
-    }
-
-    /// Removes the live line.
-    pub fn finish(&self) {
-        if let Some(bar) = &self.live {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-impl Reporter for Printer {
-    fn info(&self, message: &str) {
-        let line = format!("{}{message}", self.prefix.as_deref().unwrap_or(""));
-        if let Some(bar) = &self.live {
-            bar.println(&line);
-            bar.set_message(line);
-        } else if self.info_to_stderr {
-            eprintln!("{line}");
-        } else {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        }
-    }
-
-    fn debug(&self, message: &str) {
-        if self.debug {
-            eprintln!("{}{message}", self.prefix.as_deref().unwrap_or(""));
-        }
+/// The traits of the command named `name`.
+pub fn traits(name: Option<&str>) -> Traits {
+    let (multi_thread, live, info_to_stderr) = match name.unwrap_or("") {
+        "create" | "provision" | "regenerate-certs" => (true, true, false),
+        "restart" | "start" | "stop" | "kill" | "upgrade" => (false, true, false),
+        "ls" | "active" | "doctor" | "swarm" => (true, false, false),
+        "env" | "config" => (false, false, true),
+        _ => (false, false, false),
+    };
+    Traits {
+        multi_thread,
+        live,
+        info_to_stderr,
     }
 }
 
@@ -143,7 +104,7 @@ fn main() -> ExitCode {
     };
 
     let name = commands::subcommand_name(&args);
-    let traits = commands::traits(name.as_deref());
+    let traits = traits(name.as_deref());
     let printer = Printer::new(debug, traits.info_to_stderr, traits.live);
     raise_open_files_limit();
     let mut builder = if traits.multi_thread {
@@ -169,7 +130,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(commands::create::ParseError::Usage(e)) => {
             printer.finish();
-            return commands::usage_error(e, &prog);
+            return usage::usage_error(e, &prog);
         }
         Err(commands::create::ParseError::Driver(e)) => {
             printer.finish();

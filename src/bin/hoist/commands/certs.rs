@@ -8,5 +8,5 @@ use hoist::ops::cert_expiry;
 pub struct Args {}
 
 pub fn exec(_: Args, ctx: &Context) -> Result<u8> {
-    super::print_text(&cert_expiry::list(ctx)?)
+    crate::printer::print_text(&cert_expiry::list(ctx)?)
 }

@@ -76,5 +76,5 @@ pub fn exec(args: Args) -> Result<u8> {
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "hoist", &mut script);
     let script = String::from_utf8_lossy(&script).into_owned();
-    super::print_text(&machine_names(args.shell, script, &commands))
+    crate::printer::print_text(&machine_names(args.shell, script, &commands))
 }

@@ -14,5 +14,5 @@ pub struct Args {
 
 pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     let name = hoist::machine::target_one(ctx, args.names)?;
-    super::print_text(&env::config(ctx, &name, args.swarm).await?)
+    crate::printer::print_text(&env::config(ctx, &name, args.swarm).await?)
 }

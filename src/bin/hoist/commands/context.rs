@@ -20,5 +20,5 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
         ));
     }
     let results = docker_context::write_each(ctx, &names, args.context_name.as_deref()).await;
-    super::print_each(results)
+    crate::printer::print_each(results)
 }

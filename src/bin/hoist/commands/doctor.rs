@@ -30,6 +30,6 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
             }
         }
     }
-    super::print_text(&text)?;
+    crate::printer::print_text(&text)?;
     Ok(u8::from(failed))
 }

@@ -37,5 +37,5 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     } else {
         Some(hoist::machine::target_one(ctx, args.names)?)
     };
-    super::print_text(&env::env(ctx, name.as_deref(), &opts).await?)
+    crate::printer::print_text(&env::env(ctx, name.as_deref(), &opts).await?)
 }

@@ -24,7 +24,7 @@ pub struct Args {
 
 pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     let passphrase = match args.passphrase {
-        true => Some(super::passphrase(true)?),
+        true => Some(crate::prompt::passphrase(true)?),
         false => None,
     };
     let encrypted = passphrase.is_some();

@@ -28,7 +28,7 @@ pub fn exec(args: Args, ctx: &Context) -> Result<u8> {
     };
     read.map_err(|e| Error::Other(format!("cannot read {}: {e}", args.file.display())))?;
     let passphrase = match archive::is_encrypted(&data) {
-        true => Some(super::passphrase(false)?),
+        true => Some(crate::prompt::passphrase(false)?),
         false => None,
     };
     let opts = ImportOptions {

@@ -14,5 +14,5 @@ pub struct Args {
 
 pub fn exec(args: Args, ctx: &Context) -> Result<u8> {
     let name = hoist::machine::target_one(ctx, args.names)?;
-    super::print_text(&info::inspect(ctx, &name, args.format.as_deref())?)
+    crate::printer::print_text(&info::inspect(ctx, &name, args.format.as_deref())?)
 }

@@ -11,5 +11,5 @@ pub struct Args {
 
 pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     let names = hoist::machine::target_names(ctx, args.names)?;
-    super::print_each(info::ips(ctx, &names).await)
+    crate::printer::print_each(info::ips(ctx, &names).await)
 }

@@ -33,5 +33,5 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
         format: args.format,
         cert_warn_days: args.cert_warn_days,
     };
-    super::print_text(&ls::ls(ctx, &opts).await?)
+    crate::printer::print_text(&ls::ls(ctx, &opts).await?)
 }

@@ -25,41 +25,16 @@ mod swarm;
 mod upgrade;
 mod url;
 mod use_context;
-mod version;
+pub mod version;
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use hoist::context::Context;
-use hoist::error::{Error, Result};
+use hoist::error::Result;
 use hoist::ops::power::Power;
 
 use crate::Printer;
-
-/// hoist's version line, as docker-machine's `--version`: `<version>, build <commit>`.
-pub const FULL_VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    ", build ",
-    env!("HOIST_GIT_COMMIT")
-);
-
-/// The docker-machine release hoist is compatible with.
-pub const DOCKER_MACHINE_VERSION: &str = "0.16.2";
-
-/// What `--version` and `version` print: hoist's version, or, invoked as `docker-machine`, the
-/// docker-machine version hoist stands in for (scripts check it) with hoist's as the build.
-pub fn version_line(prog: &str) -> String {
-    if prog == "docker-machine" {
-        format!(
-            "{prog} version {DOCKER_MACHINE_VERSION}, build hoist-{}-{}",
-            env!("CARGO_PKG_VERSION"),
-            env!("HOIST_GIT_COMMIT")
-        )
-    } else {
-        format!("{prog} version {FULL_VERSION}")
-    }
-}
 
 /// The command line as clap sees it, with what the derive cannot say: the store's default path
 /// (from `$HOME`), global options under their own heading after each command's own, and
@@ -94,7 +69,7 @@ pub fn parse(args: &[String]) -> std::result::Result<Cli, clap::Error> {
 #[command(
     name = "hoist",
     about = "Create and manage machines running Docker.",
-    version = FULL_VERSION,
+    version = version::FULL_VERSION,
     disable_version_flag = true,
     disable_help_subcommand = false,
     subcommand_required = true,
@@ -238,35 +213,6 @@ impl Command {
     }
 }
 
-/// How a command runs, decided before its arguments are parsed (a `create`'s parse may start a
-/// plugin): the one table of the commands' traits.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Traits {
-    /// Talks to many hosts or provisions: a thread per core for the TLS and SSH work (one-machine
-    /// commands are I/O-bound, and a single-threaded runtime starts fastest).
-    pub multi_thread: bool,
-    /// Shows a live step line on a terminal.
-    pub live: bool,
-    /// Step messages go to stderr: the command's stdout is evaluated by a shell.
-    pub info_to_stderr: bool,
-}
-
-/// The traits of the command named `name`.
-pub fn traits(name: Option<&str>) -> Traits {
-    let (multi_thread, live, info_to_stderr) = match name.unwrap_or("") {
-        "create" | "provision" | "regenerate-certs" => (true, true, false),
-        "restart" | "start" | "stop" | "kill" | "upgrade" => (false, true, false),
-        "ls" | "active" | "doctor" | "swarm" => (true, false, false),
-        "env" | "config" => (false, false, true),
-        _ => (false, false, false),
-    };
-    Traits {
-        multi_thread,
-        live,
-        info_to_stderr,
-    }
-}
-
 /// The subcommand of a command line: the first word that is neither a global option nor the
 /// value of one.
 pub fn subcommand_name(args: &[String]) -> Option<String> {
@@ -323,249 +269,4 @@ pub async fn run(command: Command, ctx: &Context, printer: &Printer) -> Result<u
         Command::Use(a) => use_context::exec(a, ctx).await,
         Command::Completion(a) => completion::exec(a),
     }
-}
-
-/// Prints a parse error; an unknown command gets docker-machine's wording. Usage errors exit 1
-/// (docker-machine 0.16.2 exits 0 there; hoist does not copy that) on one line, with clap's
-/// "did you mean" tip when it has one.
-pub fn usage_error(e: clap::Error, prog: &str) -> ExitCode {
-    use clap::error::{ContextKind, ErrorKind};
-    match e.kind() {
-        ErrorKind::DisplayVersion => {
-            println!("{}", version_line(prog));
-            ExitCode::SUCCESS
-        }
-        ErrorKind::DisplayHelp => {
-            print!(
-                "{}",
-                e.to_string()
-                    .replacen("Usage: hoist", &format!("Usage: {prog}"), 1)
-            );
-            ExitCode::SUCCESS
-        }
-        ErrorKind::InvalidSubcommand => {
-            let cmd = e
-                .get(ContextKind::InvalidSubcommand)
-                .map(|v| v.to_string())
-                .unwrap_or_default();
-            eprintln!("{prog}: '{cmd}' is not a {prog} command. See '{prog} --help'.");
-            ExitCode::from(1)
-        }
-        // No arguments at all: the help, as docker-machine prints it, and success (also when
-        // an environment variable such as MACHINE_STORAGE_PATH gives an option a value).
-        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand
-            if std::env::args().len() <= 1 =>
-        {
-            let help = cli_command().render_help().to_string();
-            print!(
-                "{}",
-                help.replacen("Usage: hoist", &format!("Usage: {prog}"), 1)
-            );
-            ExitCode::SUCCESS
-        }
-        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            eprint!(
-                "{}",
-                e.to_string()
-                    .replacen("Usage: hoist", &format!("Usage: {prog}"), 1)
-            );
-            ExitCode::from(1)
-        }
-        _ => {
-            let see = match subcommand_of(&e).as_str() {
-                "" => format!("{prog} --help"),
-                sub => format!("{prog} {sub} --help"),
-            };
-            eprintln!("Incorrect Usage: {}. See '{see}'.", one_line(&e));
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// clap's message on one line: the error with the lines that complete it (a missing argument's
-/// name) and its tip, without the usage and help lines.
-fn one_line(e: &clap::Error) -> String {
-    let text = e.to_string();
-    let parts: Vec<String> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
-        })
-        .map(|l| match l.strip_prefix("tip: ") {
-            Some(tip) => format!("({tip})"),
-            None => l.trim_start_matches("error: ").to_string(),
-        })
-        .collect();
-    parts.join(" ")
-}
-
-/// The subcommand a clap error is about, from its usage line ("" at the top level).
-fn subcommand_of(e: &clap::Error) -> String {
-    let text = e.to_string();
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("Usage: hoist "))
-        .and_then(|rest| rest.split_whitespace().next())
-        .filter(|w| !w.starts_with('[') && !w.starts_with('<'))
-        .unwrap_or("")
-        .to_string()
-}
-
-/// Prints per-machine results: values on stdout, errors on stderr, exit 1 if any failed.
-pub fn print_each(results: Vec<Result<String>>) -> Result<u8> {
-    let mut failed = false;
-    for r in results {
-        match r {
-            Ok(line) => println!("{line}"),
-            Err(e) => {
-                failed = true;
-                eprintln!("{e}");
-            }
-        }
-    }
-    Ok(u8::from(failed))
-}
-
-/// Exit code 0 printer for output that is already complete text.
-pub fn print_text(text: &str) -> Result<u8> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .map_err(|e| Error::Other(format!("cannot write output: {e}")))?;
-    Ok(0)
-}
-
-/// The passphrase of an archive: `$HOIST_PASSPHRASE`, else asked on the terminal without echo
-/// (twice, to confirm, for a new one).
-pub fn passphrase(confirm: bool) -> Result<String> {
-    if let Ok(secret) = std::env::var(ENV_PASSPHRASE) {
-        return match secret.is_empty() {
-            true => Err(Error::Other(format!("{ENV_PASSPHRASE} is empty"))),
-            false => Ok(secret),
-        };
-    }
-    let first = ask_secret("Passphrase: ")?;
-    if first.is_empty() {
-        return Err(Error::Other("an empty passphrase encrypts nothing".into()));
-    }
-    if confirm && ask_secret("Passphrase again: ")? != first {
-        return Err(Error::Other("the passphrases differ".into()));
-    }
-    Ok(first)
-}
-
-/// Where scripts give an archive's passphrase.
-const ENV_PASSPHRASE: &str = "HOIST_PASSPHRASE";
-
-/// One line read from the terminal with its echo off.
-fn ask_secret(prompt: &str) -> Result<String> {
-    use std::io::{BufRead, Write};
-    use std::os::fd::AsRawFd;
-    let no_tty = |e: std::io::Error| {
-        Error::Other(format!(
-            "cannot ask for the passphrase ({e}): set {ENV_PASSPHRASE}"
-        ))
-    };
-    let tty = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .map_err(no_tty)?;
-    let fd = tty.as_raw_fd();
-    // SAFETY: termios of an open terminal, put back as it was before returning.
-    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-    if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
-        return Err(no_tty(std::io::Error::last_os_error()));
-    }
-    let mut quiet = saved;
-    quiet.c_lflag &= !libc::ECHO;
-    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
-    let mut line = String::new();
-    let read = (&tty)
-        .write_all(prompt.as_bytes())
-        .and_then(|_| std::io::BufReader::new(&tty).read_line(&mut line));
-    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
-    let _ = (&tty).write_all(b"\n");
-    read.map_err(no_tty)?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
-}
-
-/// Asks a yes/no question on the terminal; an empty answer or end of input is an error.
-pub fn confirm(question: &str) -> Result<bool> {
-    use std::io::{BufRead, Write};
-    print!("{question} (y/n): ");
-    let _ = std::io::stdout().flush();
-    let mut answer = String::new();
-    let read = std::io::stdin().lock().read_line(&mut answer).unwrap_or(0);
-    if read == 0 || answer.trim().is_empty() {
-        println!();
-        return Err(Error::Usage(
-            "Error: no answer given; pass -y (rm) or -f (regenerate-certs) to skip the question"
-                .into(),
-        ));
-    }
-    Ok(answer.trim_start().starts_with(['y', 'Y']))
-}
-
-/// Runs system ssh, scp, rsync or sshfs for `machines` and returns its exit code. When it could
-/// not connect (exit 255, or any failure of a copy or mount), the native client tells why in
-/// hoist's words, under the tool's own error. With `--debug`, the command line is shown first.
-pub async fn run_ssh_tool(
-    ctx: &Context,
-    cmd: &[String],
-    machines: &[String],
-    failed: impl Fn(u8) -> bool,
-) -> Result<u8> {
-    if ctx.debug {
-        eprintln!("{}", hoist::ssh::quote::join(cmd));
-    }
-    let code = run_tool(cmd)?;
-    if failed(code) {
-        for name in machines {
-            if let Some(why) = hoist::ops::ssh_tools::diagnose(ctx, name).await {
-                eprintln!("{why}");
-            }
-        }
-    }
-    Ok(code)
-}
-
-/// Runs an external tool (ssh, scp, rsync, sshfs) and returns its exit code.
-pub fn run_tool(cmd: &[String]) -> Result<u8> {
-    let status = std::process::Command::new(&cmd[0])
-        .args(&cmd[1..])
-        .status()
-        .map_err(|e| Error::Other(format!("cannot run {}: {e} (is it installed?)", cmd[0])))?;
-    Ok(status.code().map_or(1, |c| u8::try_from(c).unwrap_or(1)))
-}
-
-/// Runs an action for each machine concurrently (bounded); each failure is printed on its own
-/// line. With several machines, step messages carry the machine's name.
-pub async fn each_machine<F, Fut>(
-    ctx: &Context,
-    printer: &Printer,
-    names: &[String],
-    action: F,
-) -> Result<u8>
-where
-    F: Fn(Context, String, std::sync::Arc<dyn hoist::report::Reporter>) -> Fut,
-    Fut: std::future::Future<Output = Result<()>> + Send + 'static,
-{
-    let several = names.len() > 1;
-    let results = hoist::machine::for_each_machine(names, |name| {
-        let report: std::sync::Arc<dyn hoist::report::Reporter> =
-            std::sync::Arc::new(printer.for_machine(several.then_some(name.as_str())));
-        action(ctx.clone(), name, report)
-    })
-    .await;
-    printer.finish();
-    let mut failed = false;
-    for result in results {
-        if let Err(e) = result {
-            failed = true;
-            eprintln!("{e}");
-        }
-    }
-    Ok(u8::from(failed))
 }

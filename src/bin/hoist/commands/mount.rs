@@ -23,5 +23,5 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     } else {
         ssh_tools::machines_named(&[src])
     };
-    super::run_ssh_tool(ctx, &cmd, &machines, |code| code != 0).await
+    crate::tools::run_ssh_tool(ctx, &cmd, &machines, |code| code != 0).await
 }

@@ -13,10 +13,11 @@ pub struct Args {
 
 pub async fn exec(args: Args, ctx: &Context, printer: &Printer, action: Power) -> Result<u8> {
     let names = hoist::machine::target_names(ctx, args.names)?;
-    let code = super::each_machine(ctx, printer, &names, move |ctx, name, report| async move {
-        power::power(&ctx, &name, action, report.as_ref()).await
-    })
-    .await?;
+    let code =
+        crate::printer::each_machine(ctx, printer, &names, move |ctx, name, report| async move {
+            power::power(&ctx, &name, action, report.as_ref()).await
+        })
+        .await?;
     let verb = match action {
         Power::Start => "Started",
         Power::Restart => "Restarted",

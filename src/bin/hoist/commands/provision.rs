@@ -28,7 +28,7 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
             .map(InstallMethod::parse)
             .transpose()?,
     };
-    super::each_machine(ctx, printer, &names, move |ctx, name, report| async move {
+    crate::printer::each_machine(ctx, printer, &names, move |ctx, name, report| async move {
         reprovision::provision(&ctx, &name, report.as_ref(), opts).await
     })
     .await

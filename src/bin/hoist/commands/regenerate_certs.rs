@@ -27,7 +27,7 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
         false => hoist::machine::target_names(ctx, args.names)?,
     };
     if !args.force
-        && !super::confirm("Regenerate TLS machine certs?  Warning: this is irreversible.")?
+        && !crate::prompt::confirm("Regenerate TLS machine certs?  Warning: this is irreversible.")?
     {
         return Ok(0);
     }
@@ -45,7 +45,7 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
         reprovision::regenerate_client_certs(ctx, &names, printer)?;
     }
     let regenerate = |names: Vec<String>| async move {
-        super::each_machine(ctx, printer, &names, |ctx, name, report| async move {
+        crate::printer::each_machine(ctx, printer, &names, |ctx, name, report| async move {
             reprovision::regenerate_certs(&ctx, &name, report.as_ref()).await
         })
         .await

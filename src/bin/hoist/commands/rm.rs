@@ -26,7 +26,7 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     }
     println!("About to remove {}", args.names.join(", "));
     println!("WARNING: This action will delete both local reference and remote instance.");
-    if !(args.force || args.yes || super::confirm("Are you sure?")?) {
+    if !(args.force || args.yes || crate::prompt::confirm("Are you sure?")?) {
         return Ok(0);
     }
     let opts = rm::RmOptions {

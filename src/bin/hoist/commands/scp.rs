@@ -30,5 +30,5 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     };
     let cmd = ssh_tools::scp_command(ctx, src, dst, &opts).await?;
     let machines = ssh_tools::machines_named(&[src, dst]);
-    super::run_ssh_tool(ctx, &cmd, &machines, |code| code != 0).await
+    crate::tools::run_ssh_tool(ctx, &cmd, &machines, |code| code != 0).await
 }

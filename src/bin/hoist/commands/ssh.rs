@@ -30,5 +30,5 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     }
     let cmd = ssh_tools::ssh_command(&m, &rest);
     // 255 is ssh's own failure; any other status is the remote command's.
-    super::run_ssh_tool(ctx, &cmd, &[name], |code| code == 255).await
+    crate::tools::run_ssh_tool(ctx, &cmd, &[name], |code| code == 255).await
 }

@@ -96,17 +96,19 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
             role,
             manager,
             names,
-        } => super::print_each(swarm::join(ctx, &manager, &names, role.into()).await?),
+        } => crate::printer::print_each(swarm::join(ctx, &manager, &names, role.into()).await?),
         Action::Ls { manager } => {
             let rows = swarm::list(ctx, manager.as_deref()).await?;
-            super::print_text(&swarm::render(&rows))
+            crate::printer::print_text(&swarm::render(&rows))
         }
-        Action::Leave { force, names } => super::print_each(swarm::leave(ctx, &names, force).await),
+        Action::Leave { force, names } => {
+            crate::printer::print_each(swarm::leave(ctx, &names, force).await)
+        }
         Action::Promote { names } => {
-            super::print_each(swarm::set_role(ctx, &names, Role::Manager).await)
+            crate::printer::print_each(swarm::set_role(ctx, &names, Role::Manager).await)
         }
         Action::Demote { names } => {
-            super::print_each(swarm::set_role(ctx, &names, Role::Worker).await)
+            crate::printer::print_each(swarm::set_role(ctx, &names, Role::Worker).await)
         }
     }
 }

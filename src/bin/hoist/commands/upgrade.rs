@@ -13,7 +13,7 @@ pub struct Args {
 
 pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
     let names = hoist::machine::target_names(ctx, args.names)?;
-    super::each_machine(ctx, printer, &names, |ctx, name, report| async move {
+    crate::printer::each_machine(ctx, printer, &names, |ctx, name, report| async move {
         reprovision::upgrade(&ctx, &name, report.as_ref()).await
     })
     .await
