@@ -53,6 +53,22 @@ pub struct CreateOptions {
     pub install_method: crate::provision::InstallMethod,
     /// Keep what a failed create made (for drivers that otherwise remove it: cloud instances).
     pub keep_on_failure: bool,
+    /// Write a docker CLI context for the new machine (`--docker-context`).
+    pub docker_context: bool,
+    /// Put the new machine in a swarm (`--swarm-mode-init`, `--swarm-mode-join`).
+    pub swarm_step: Option<SwarmStep>,
+}
+
+/// What a new machine does in Swarm mode once it runs.
+#[derive(Debug, Clone)]
+pub enum SwarmStep {
+    /// Begins a swarm.
+    Init,
+    /// Joins the swarm of `manager` with `role`.
+    Join {
+        manager: String,
+        role: crate::ops::swarm::Role,
+    },
 }
 
 /// The record of a new machine, as docker-machine's `create` builds it.
@@ -175,7 +191,48 @@ pub async fn create(
     let mut machine = Machine { host, driver };
     let result = create_machine(ctx, opts, &mut machine, report).await;
     machine.close().await;
-    result
+    let host = result?;
+    follow_up(ctx, opts, report).await?;
+    Ok(host)
+}
+
+/// What follows a create that worked: how to reach the machine, its docker context, its swarm.
+/// A swarm step that fails leaves the machine as it is, with the command that retries the step.
+async fn follow_up(ctx: &Context, opts: &CreateOptions, report: &dyn Reporter) -> Result<()> {
+    let (p, name) = (crate::context::program_name(), &opts.name);
+    report.info(&format!(
+        "To see how to connect your Docker Client to the Docker Engine running on this virtual machine, run: {p} env {name}"
+    ));
+    if opts.docker_context {
+        let written = crate::ops::docker_context::write(ctx, name, None).await?;
+        report.info(&format!(
+            "Docker context \"{written}\" reaches machine \"{name}\": docker --context {written} info"
+        ));
+    }
+    let (swarm, retry) = match &opts.swarm_step {
+        None => return Ok(()),
+        Some(SwarmStep::Init) => (
+            crate::ops::swarm::init(ctx, name, &Default::default()).await,
+            format!("init {name}"),
+        ),
+        Some(SwarmStep::Join { manager, role }) => {
+            let joined =
+                crate::ops::swarm::join(ctx, manager, std::slice::from_ref(name), *role).await;
+            (
+                joined.and_then(|mut results| results.remove(0)),
+                format!("join {manager} {name}"),
+            )
+        }
+    };
+    match swarm {
+        Ok(message) => {
+            report.info(&message);
+            Ok(())
+        }
+        Err(e) => Err(Error::Other(format!(
+            "machine \"{name}\" was created, but not added to a swarm: {e}; retry with '{p} swarm {retry}'"
+        ))),
+    }
 }
 
 /// The new machine's record from the driver's flags.

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use clap::{Arg, ArgAction, ArgMatches, FromArgMatches};
-use hoist::context::{Context, ENV_DRIVER, program_name};
+use hoist::context::{Context, ENV_DRIVER};
 use hoist::driver::{self, Driver, DriverEnv, Flag, FlagKind, FlagValue, FlagValues};
 use hoist::error::{Error, Result};
-use hoist::ops::create::{self, CreateOptions, EngineFlags, SwarmFlags};
+use hoist::ops::create::{self, CreateOptions, EngineFlags, SwarmFlags, SwarmStep};
 use hoist::provision::InstallMethod;
 use hoist::report::Reporter;
 
@@ -399,41 +399,18 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
         tls_sans: args.tls_san,
         install_method,
         keep_on_failure: args.keep_on_failure,
+        docker_context: args.docker_context,
+        swarm_step: match (args.swarm_mode_init, args.swarm_mode_join) {
+            (true, _) => Some(SwarmStep::Init),
+            (false, Some(manager)) => Some(SwarmStep::Join {
+                manager,
+                role: args.swarm_mode_role.into(),
+            }),
+            (false, None) => None,
+        },
     };
     create::create(ctx, &opts, driver, printer).await?;
     printer.finish();
-    println!(
-        "To see how to connect your Docker Client to the Docker Engine running on this virtual machine, run: {} env {name}",
-        program_name()
-    );
-    if args.docker_context {
-        let written = hoist::ops::docker_context::write(ctx, &name, None).await?;
-        println!(
-            "Docker context \"{written}\" reaches machine \"{name}\": docker --context {written} info"
-        );
-    }
-    let swarm = if args.swarm_mode_init {
-        hoist::ops::swarm::init(ctx, &name, &Default::default()).await
-    } else if let Some(manager) = &args.swarm_mode_join {
-        let role = args.swarm_mode_role.into();
-        let joined = hoist::ops::swarm::join(ctx, manager, std::slice::from_ref(&name), role).await;
-        joined.and_then(|mut results| results.remove(0))
-    } else {
-        return Ok(0);
-    };
-    match swarm {
-        Ok(message) => println!("{message}"),
-        Err(e) => {
-            return Err(Error::Other(format!(
-                "machine \"{name}\" was created, but not added to a swarm: {e}; retry with '{} swarm {}'",
-                program_name(),
-                match &args.swarm_mode_join {
-                    Some(manager) => format!("join {manager} {name}"),
-                    None => format!("init {name}"),
-                }
-            )));
-        }
-    }
     Ok(0)
 }
 
