@@ -247,17 +247,16 @@ fn read_tar(archive: &[u8]) -> Result<BTreeMap<String, Vec<u8>>> {
 }
 
 /// `import` options.
-#[derive(Debug, Clone, Default)]
-pub struct ImportOptions {
+pub struct ImportOptions<'a> {
     /// The machine's name in this store (default: its name in the archive).
     pub name: Option<String>,
-    /// For an encrypted archive.
-    pub passphrase: Option<String>,
+    /// Asked for the passphrase of an encrypted archive (not asked otherwise).
+    pub passphrase: &'a dyn Fn() -> Result<String>,
 }
 
 /// Recreates a machine from an archive; the message to print. Nothing is written unless the
 /// whole archive is sound and the name is free.
-pub fn import(ctx: &Context, archive: &[u8], opts: &ImportOptions) -> Result<String> {
+pub fn import(ctx: &Context, archive: &[u8], opts: &ImportOptions<'_>) -> Result<String> {
     if archive.len() as u64 > MAX_ARCHIVE {
         return Err(Error::Other(
             "refused archive: larger than any machine archive".into(),
@@ -265,11 +264,7 @@ pub fn import(ctx: &Context, archive: &[u8], opts: &ImportOptions) -> Result<Str
     }
     let plain;
     let archive = if is_encrypted(archive) {
-        let passphrase = opts
-            .passphrase
-            .as_deref()
-            .ok_or_else(|| Error::Other("the archive is encrypted: give its passphrase".into()))?;
-        plain = decrypt(archive, passphrase)?;
+        plain = decrypt(archive, &(opts.passphrase)()?)?;
         plain.as_slice()
     } else {
         archive

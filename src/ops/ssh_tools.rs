@@ -198,8 +198,58 @@ pub async fn diagnose(ctx: &Context, name: &str) -> Option<String> {
     }
 }
 
+/// A system tool (ssh, scp, rsync, sshfs) to run for machines: its command line, the machines it
+/// reaches (their SSH is diagnosed with the native client when it fails), and which exit codes
+/// are its own failure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolRun {
+    pub command: Vec<String>,
+    pub machines: Vec<String>,
+    /// Only 255 is ssh's own failure (any other status is the remote command's); for a copy or a
+    /// mount, any status but 0.
+    pub fails_only_with_255: bool,
+}
+
+impl ToolRun {
+    /// Whether exit `code` means the tool itself failed (not a remote command).
+    pub fn failed(&self, code: u8) -> bool {
+        match self.fails_only_with_255 {
+            true => code == 255,
+            false => code != 0,
+        }
+    }
+}
+
+/// What `hoist ssh` did or is to do: the native client's run (its remote exit status), or the
+/// system ssh to hand over to.
+#[derive(Debug)]
+pub enum SshRun {
+    Native(u8),
+    Tool(ToolRun),
+}
+
+/// `hoist ssh NAME [ARGS…]`: the machine must run; then the native client runs the command (with
+/// `--native-ssh`, or where OpenSSH's ssh is missing), else the system ssh is to be run.
+pub async fn ssh(ctx: &Context, name: &str, args: &[String]) -> Result<SshRun> {
+    if crate::ops::info::status(ctx, name).await? != crate::driver::State::Running {
+        return Err(Error::Other(format!(
+            "Error: Cannot run SSH command: Host \"{name}\" is not running"
+        )));
+    }
+    let m = machine(ctx, name).await?;
+    if ctx.native_ssh || which("ssh").is_none() {
+        let status = native_ssh(ctx, &m, args).await?;
+        return Ok(SshRun::Native(u8::try_from(status).unwrap_or(255)));
+    }
+    Ok(SshRun::Tool(ToolRun {
+        command: ssh_command(&m, args),
+        machines: vec![name.to_string()],
+        fails_only_with_255: true,
+    }))
+}
+
 /// The machines an `scp` or `mount` path pair names.
-pub fn machines_named(paths: &[&str]) -> Vec<String> {
+fn machines_named(paths: &[&str]) -> Vec<String> {
     paths
         .iter()
         .filter_map(|p| match parse_scp_path(p) {
@@ -256,7 +306,7 @@ pub async fn scp_command(
     src: &str,
     dst: &str,
     opts: &ScpOptions,
-) -> Result<Vec<String>> {
+) -> Result<ToolRun> {
     let sides = [parse_scp_path(src), parse_scp_path(dst)];
     let mut machines = Vec::new();
     let mut args = Vec::new();
@@ -335,7 +385,11 @@ pub async fn scp_command(
     // `--`: a path that starts with `-` is a path, never an option.
     cmd.push("--".into());
     cmd.extend(args);
-    Ok(cmd)
+    Ok(ToolRun {
+        command: cmd,
+        machines: machines_named(&[src, dst]),
+        fails_only_with_255: false,
+    })
 }
 
 /// rsync's `-e` command: words split on spaces, a word with a space or a quote in single quotes
@@ -365,12 +419,7 @@ fn operand(path: &str) -> String {
 }
 
 /// Builds the `sshfs` (or `fusermount -u`) command line of `mount`.
-pub async fn mount_command(
-    ctx: &Context,
-    src: &str,
-    dst: &str,
-    unmount: bool,
-) -> Result<Vec<String>> {
+pub async fn mount_command(ctx: &Context, src: &str, dst: &str, unmount: bool) -> Result<ToolRun> {
     let ScpPath::Remote {
         user,
         machine: name,
@@ -382,7 +431,11 @@ pub async fn mount_command(
         ));
     };
     if unmount {
-        return Ok(vec!["fusermount".into(), "-u".into(), operand(dst)]);
+        return Ok(ToolRun {
+            command: vec!["fusermount".into(), "-u".into(), operand(dst)],
+            machines: Vec::new(),
+            fails_only_with_255: false,
+        });
     }
     let m = machine(ctx, &name).await?;
     let user = user.unwrap_or_else(|| m.endpoint.user.clone());
@@ -421,7 +474,11 @@ pub async fn mount_command(
             "IdentitiesOnly=yes".into(),
         ]);
     }
-    Ok(cmd)
+    Ok(ToolRun {
+        command: cmd,
+        machines: vec![name],
+        fails_only_with_255: false,
+    })
 }
 
 #[cfg(test)]

@@ -2,22 +2,18 @@
 
 use hoist::context::Context;
 use hoist::error::{Error, Result};
+use hoist::ops::ssh_tools::ToolRun;
 
-/// Runs system ssh, scp, rsync or sshfs for `machines` and returns its exit code. When it could
+/// Runs system ssh, scp, rsync or sshfs for its machines and returns its exit code. When it could
 /// not connect (exit 255, or any failure of a copy or mount), the native client tells why in
 /// hoist's words, under the tool's own error. With `--debug`, the command line is shown first.
-pub async fn run_ssh_tool(
-    ctx: &Context,
-    cmd: &[String],
-    machines: &[String],
-    failed: impl Fn(u8) -> bool,
-) -> Result<u8> {
+pub async fn run_ssh_tool(ctx: &Context, run: &ToolRun) -> Result<u8> {
     if ctx.debug {
-        eprintln!("{}", hoist::ssh::quote::join(cmd));
+        eprintln!("{}", hoist::ssh::quote::join(&run.command));
     }
-    let code = run_tool(cmd)?;
-    if failed(code) {
-        for name in machines {
+    let code = run_tool(&run.command)?;
+    if run.failed(code) {
+        for name in &run.machines {
             if let Some(why) = hoist::ops::ssh_tools::diagnose(ctx, name).await {
                 eprintln!("{why}");
             }

@@ -10,6 +10,11 @@ use crate::format::{natsort, tabwriter::TabWriter};
 
 use super::*;
 
+/// `swarm ls` as it prints: [`list`] rendered as a table.
+pub async fn ls(ctx: &Context, manager: Option<&str>) -> Result<String> {
+    Ok(render(&list(ctx, manager).await?))
+}
+
 /// One row of `swarm ls`: a node, the machine it is, or both.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeRow {

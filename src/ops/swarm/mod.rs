@@ -14,7 +14,7 @@ mod list;
 mod nodes;
 
 pub use join::{InitOptions, init, join, record_cluster};
-pub use list::{NodeRow, list, ls_column, render};
+pub use list::{NodeRow, list, ls, ls_column, render};
 pub use nodes::{leave, set_role, take_out};
 
 use std::net::IpAddr;

@@ -27,13 +27,9 @@ pub fn exec(args: Args, ctx: &Context) -> Result<u8> {
         })
     };
     read.map_err(|e| Error::Other(format!("cannot read {}: {e}", args.file.display())))?;
-    let passphrase = match archive::is_encrypted(&data) {
-        true => Some(crate::prompt::passphrase(false)?),
-        false => None,
-    };
     let opts = ImportOptions {
         name: args.name,
-        passphrase,
+        passphrase: &|| crate::prompt::passphrase(false),
     };
     println!("{}", archive::import(ctx, &data, &opts)?);
     Ok(0)

@@ -17,11 +17,6 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     let [src, dst] = args.paths.as_slice() else {
         return Err(Error::Usage("Improper number of arguments.".into()));
     };
-    let cmd = ssh_tools::mount_command(ctx, src, dst, args.unmount).await?;
-    let machines = if args.unmount {
-        Vec::new()
-    } else {
-        ssh_tools::machines_named(&[src])
-    };
-    crate::tools::run_ssh_tool(ctx, &cmd, &machines, |code| code != 0).await
+    let run = ssh_tools::mount_command(ctx, src, dst, args.unmount).await?;
+    crate::tools::run_ssh_tool(ctx, &run).await
 }

@@ -28,7 +28,6 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
         quiet: args.quiet,
         delta: args.delta,
     };
-    let cmd = ssh_tools::scp_command(ctx, src, dst, &opts).await?;
-    let machines = ssh_tools::machines_named(&[src, dst]);
-    crate::tools::run_ssh_tool(ctx, &cmd, &machines, |code| code != 0).await
+    let run = ssh_tools::scp_command(ctx, src, dst, &opts).await?;
+    crate::tools::run_ssh_tool(ctx, &run).await
 }

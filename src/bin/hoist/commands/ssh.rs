@@ -1,8 +1,8 @@
 //! `ssh`: log into or run a command on a machine.
 
 use hoist::context::Context;
-use hoist::error::{Error, Result};
-use hoist::ops::{info, ssh_tools};
+use hoist::error::Result;
+use hoist::ops::ssh_tools::{self, SshRun};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,17 +18,8 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
     } else {
         rest.remove(0)
     };
-    if info::status(ctx, &name).await? != hoist::driver::State::Running {
-        return Err(Error::Other(format!(
-            "Error: Cannot run SSH command: Host \"{name}\" is not running"
-        )));
+    match ssh_tools::ssh(ctx, &name, &rest).await? {
+        SshRun::Native(status) => Ok(status),
+        SshRun::Tool(run) => crate::tools::run_ssh_tool(ctx, &run).await,
     }
-    let m = ssh_tools::machine(ctx, &name).await?;
-    if ctx.native_ssh || ssh_tools::which("ssh").is_none() {
-        let status = ssh_tools::native_ssh(ctx, &m, &rest).await?;
-        return Ok(u8::try_from(status).unwrap_or(255));
-    }
-    let cmd = ssh_tools::ssh_command(&m, &rest);
-    // 255 is ssh's own failure; any other status is the remote command's.
-    crate::tools::run_ssh_tool(ctx, &cmd, &[name], |code| code == 255).await
 }

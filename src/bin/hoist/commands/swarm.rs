@@ -98,8 +98,7 @@ pub async fn exec(args: Args, ctx: &Context) -> Result<u8> {
             names,
         } => crate::printer::print_each(swarm::join(ctx, &manager, &names, role.into()).await?),
         Action::Ls { manager } => {
-            let rows = swarm::list(ctx, manager.as_deref()).await?;
-            crate::printer::print_text(&swarm::render(&rows))
+            crate::printer::print_text(&swarm::ls(ctx, manager.as_deref()).await?)
         }
         Action::Leave { force, names } => {
             crate::printer::print_each(swarm::leave(ctx, &names, force).await)
