@@ -2,7 +2,7 @@
 //! record that does not parse, a half-written key or certificate, or a lock that blocks the next
 //! command. (The lab tests do the same for provision and regenerate-certs.)
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

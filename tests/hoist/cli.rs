@@ -1,6 +1,6 @@
 //! CLI tests: the built binary against temporary stores; every format asserted literally.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,5 @@
 //! Helpers of the CLI tests: a sandboxed store, the built binary, and a TLS daemon on loopback
 //! that demands the store's client certificate, as dockerd with `--tlsverify` does.
-#![allow(dead_code)]
 
 pub mod lab;
 pub mod plugin;

@@ -3,7 +3,6 @@
 //! Lab tests are `#[ignore]`d with the reason, so a plain `cargo test` lists them as ignored;
 //! `lab/test` runs them (`--include-ignored`, `HOIST_LAB=1`). A lab test run without
 //! `HOIST_LAB=1`, or whose lab cannot start, fails — it never passes without having run.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -4,7 +4,7 @@
 //! state. Provisioning goes over SSH to a real lab host. No address but 127.0.0.1 and lab hosts is
 //! ever contacted.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! Tests that need Go are ignored by a plain `cargo test` and run by `lab/test`
 //! (`--include-ignored`); those that also need lab hosts check `HOIST_LAB=1` as well.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::path::Path;

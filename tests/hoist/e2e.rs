@@ -1,7 +1,7 @@
 //! End-to-end tests on the lab: real OpenSSH, systemd and dockerd on Debian 12 hosts, and the
 //! real `docker` CLI on the client side. Run with `HOIST_LAB=1` (see README).
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::process::{Command, Output};

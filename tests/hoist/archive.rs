@@ -1,7 +1,7 @@
 //! `export` / `import`: archives of machines between stores, and every kind of bad archive
 //! refused with one line and nothing written.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

@@ -1,7 +1,7 @@
 //! The first hour with hoist, without a lab: versions that scripts check, usage errors that say
 //! what to type, help that reads well, completions, and output piped into `head`.
 
-mod common;
+use crate::common;
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;

@@ -2,7 +2,7 @@
 //! from Debian's packages, cloud-init inside) with `--qemu-kernel`/`--qemu-initrd`, under
 //! software emulation here. One VM is shared by the lifecycle test; the parallel test boots two.
 
-mod common;
+use crate::common;
 
 use std::fs;
 use std::io::{Read, Write};

@@ -2,7 +2,7 @@
 //! used with the real docker CLI. Services use `--endpoint-mode dnsrr` and host-mode ports: the
 //! lab's kernel has no IPVS (see LAB.md).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
