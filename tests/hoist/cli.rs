@@ -1170,7 +1170,7 @@ fn env_output_is_inert_in_a_shell_and_addresses_are_checked() {
             sb.dir.path().display()
         ),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert_eq!(
         stdout(&out),
         store.join("machines/web").display().to_string()
@@ -1287,7 +1287,7 @@ fn hostile_daemons_cannot_crash_flood_or_paint_the_terminal() {
         "--format",
         "{{.Name}}|{{.State}}|{{.Error}}",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     // --timeout 5 bounds the whole ls; the margin is for a loaded machine.
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     let ls = stdout(&out);
@@ -1385,7 +1385,7 @@ fn a_docker_machine_store_with_its_rsa_certificates_works() {
         &sb,
         "eval $(hoist env local) && docker version --format '{{.Server.Version}}'",
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert_eq!(
         stdout(&out).lines().last(),
         Some("20.10.24"),
@@ -1659,7 +1659,7 @@ fn docker_contexts_the_real_docker_cli_uses() {
         stderr(&out)
     );
     let out = docker("--context web version --format '{{.Server.Version}}'");
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert_eq!(stdout(&out).lines().last(), Some("24.0.7"));
     // use: the current context, every other key of config.json kept; --unset: back to default.
     assert_eq!(sb.ok(&["use", "web"]), "Current docker context: web\n");
@@ -1692,7 +1692,7 @@ fn docker_contexts_the_real_docker_cli_uses() {
     sb.ok(&["context", "--context-name", "machine-a", "a"]);
     // A context hoist did not write is neither overwritten nor removed.
     let out = docker("context create mine --docker host=tcp://127.0.0.1:1");
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     sb.create_none("mine", &daemon.url());
     let err = sb.fails(&["context", "mine"]);
     assert!(err.contains("hoist did not write it"), "{err}");

@@ -72,7 +72,7 @@ fn generic_on_stock_debian_end_to_end() {
             "reg.lab.test:5000",
         ],
     );
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    common::assert_ok(&out, "hoist");
     let text = stdout(&out);
     for step in [
         "Running pre-create checks...",
@@ -301,7 +301,7 @@ fn generic_on_stock_debian_end_to_end() {
     let pid1_started = || host.sh("cut -d' ' -f22 /proc/1/stat");
     let booted = pid1_started();
     let out = sb.run(&["restart", "web"]);
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert_ne!(pid1_started(), booted, "restart did not reboot the host");
     assert!(stdout(&out).contains("Restarted machines may have new IP addresses."));
     assert_eq!(
@@ -331,7 +331,7 @@ fn generic_on_stock_debian_end_to_end() {
     let started = std::time::Instant::now();
     let out = sb.run(&["rm", "-y", "gone"]);
     host.heal();
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
     assert!(!sb.store_path().join("machines/gone").exists());
 }
@@ -457,7 +457,7 @@ fn bare_host_gets_the_distribution_docker() {
     );
     // The repair the hint names: provision with the distribution's package.
     let out = sb.run(&["provision", "--engine-install-method", "distro", "bare1"]);
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert!(stdout(&out).contains("Installing Docker..."));
     assert_eq!(docker_info_name(&sb, "bare1"), "bare1\n");
     assert_eq!(
@@ -761,7 +761,7 @@ fn eight_parallel_creates_on_eight_hosts() {
     assert!(stderr(&out).starts_with("Docker machine \"ghost\" does not exist."));
     args = vec!["provision", "p1", "p2", "p3"];
     let out = sb.run(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert!(
         stdout(&out).contains("(p2) Docker is up and running!"),
         "{}",
@@ -797,7 +797,7 @@ fn sigkill_during_provision_and_regenerate_certs() {
     }
     // No lock blocks the next command, and the machine comes back fully.
     let out = sb.run(&["provision", "k"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert_eq!(docker_info_name(&sb, "k"), "k\n");
 }
 
@@ -911,7 +911,7 @@ fn rsa_ecdsa_agent_and_default_keys() {
         "--generic-keep-hostname",
         "default",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert!(
         stdout(&out)
             .contains("No SSH key specified. Assuming an existing key at the default location.")
@@ -935,7 +935,7 @@ fn the_first_hour_on_a_stock_host() {
     );
     // --debug shows the ssh command line.
     let out = sb.run(&["--debug", "ssh", "web", "true"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert!(
         stderr(&out).contains("ssh -F /dev/null"),
         "{}",
@@ -987,7 +987,7 @@ fn the_first_hour_on_a_stock_host() {
     // The host's daemon got bad's drop-in: web's provisioning puts its own back. The CA, server
     // certificate and key are sent under temporary names and switched by one command.
     let out = sb.run(&["--debug", "provision", "web"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert!(
         stderr(&out).contains(
             "mv -f /etc/docker/ca.pem.hoist-new /etc/docker/ca.pem && mv -f /etc/docker/server.pem.hoist-new /etc/docker/server.pem && mv -f /etc/docker/server-key.pem.hoist-new /etc/docker/server-key.pem"
@@ -1008,7 +1008,7 @@ fn the_first_hour_on_a_stock_host() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     // Provisioning reads the store's CA and client certificate under the certificate lock that
     // `regenerate-certs --client-certs` rewrites them under: while another holds it, it waits.
     let certs_lock = sb.store().lock_certs().unwrap();
@@ -1020,7 +1020,7 @@ fn the_first_hour_on_a_stock_host() {
     );
     drop(certs_lock);
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
 
     // An upgrade whose package index cannot be fetched fails, with apt's words.
     host.sh("cp /etc/apt/sources.list /root/sources.list && echo 'deb http://127.0.0.1:9/debian bookworm main' > /etc/apt/sources.list && rm -rf /var/lib/apt/lists/*");
@@ -1126,7 +1126,7 @@ fn a_host_that_gains_a_new_kind_of_key_is_not_a_changed_host() {
     );
     let sb = Sandbox::new();
     let out = create_generic(&sb, &host, "keys", &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert!(
         stdout(&out).contains("Pinned the SSH host key of machine \"keys\": SHA256:"),
         "{}",
@@ -1235,7 +1235,7 @@ fn gitlab_runners_sequence_through_the_docker_machine_name() {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert!(
         stdout(&out).ends_with("run: docker-machine env runner-1\n"),
         "{}",
@@ -1273,7 +1273,7 @@ fn gitlab_runners_sequence_through_the_docker_machine_name() {
         .env_remove("DOCKER_CONTEXT")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert!(stdout(&out).contains("runner=gitlab"), "{}", stdout(&out));
     let record: serde_json::Value =
         serde_json::from_str(&stdout(&dm(&["inspect", "runner-1"]))).unwrap();
@@ -1287,7 +1287,7 @@ fn gitlab_runners_sequence_through_the_docker_machine_name() {
         stderr(&out)
     );
     let out = dm(&["rm", "-y", "runner-1"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert!(stdout(&out).contains("Successfully removed runner-1"));
     // The runner's second rm, forced, of a machine already gone: exit 0.
     let out = dm(&["rm", "-f", "runner-1"]);
@@ -1666,7 +1666,7 @@ fn regenerate_certs_keeps_the_containers_running_and_the_hosts_daemon_json() {
         "docker import - bb:live >/dev/null && docker run -d --name sleeper bb:live /bin/busybox sleep 3600 >/dev/null",
         Some(&tar),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     let container = || {
         host.sh(
             "docker inspect -f '{{.State.StartedAt}} {{.State.Pid}} {{.State.Running}}' sleeper",

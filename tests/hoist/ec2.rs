@@ -243,7 +243,7 @@ fn create_to_docker_run_every_flag_visible_lifecycle_ls_and_rm() {
             ],
         ),
     );
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    common::assert_ok(&out, "hoist");
 
     // The real docker CLI through `env` reaches the daemon provisioned on the lab host.
     let dir = tempfile::tempdir().unwrap();

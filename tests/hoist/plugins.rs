@@ -527,7 +527,7 @@ fn a_plugin_machine_on_a_lab_host_end_to_end() {
         "via=plugin",
         "pl",
     ]);
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    common::assert_ok(&out, "hoist");
     let text = stdout(&out);
     for step in [
         "Running pre-create checks...",
@@ -576,7 +576,7 @@ fn a_plugin_machine_on_a_lab_host_end_to_end() {
             tar.display()
         ),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    common::assert_ok(&out, "hoist");
     assert!(stdout(&out).starts_with("via-plugin\n"), "{}", stdout(&out));
     assert!(
         stdout(&out).contains("provider=labplug"),

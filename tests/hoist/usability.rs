@@ -170,7 +170,7 @@ fn completions_offer_machine_names_and_register_docker_machine_too() {
                 cword - 1
             ),
         );
-        assert!(out.status.success(), "{}", stderr(&out));
+        common::assert_ok(&out, "hoist");
         stdout(&out)
     };
     let out = complete("hoist ip ''", 2);

@@ -126,12 +126,7 @@ impl Sandbox {
     /// Runs hoist and asserts success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "hoist {args:?} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out, &format!("hoist {args:?}"));
         String::from_utf8(out.stdout).unwrap()
     }
 
@@ -443,6 +438,18 @@ fn rand_suffix() -> u64 {
 }
 
 /// stdout of an output as text.
+/// Asserts that a command (`what`) succeeded, showing its stdout and stderr when it did not.
+#[track_caller]
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
