@@ -24,7 +24,7 @@ pub const ENV_SHELL: &str = "SHELL";
 /// `USER`: the Organization of the certificates.
 pub const ENV_USER: &str = "USER";
 /// `DOCKER_CONFIG`: the docker CLI's configuration directory (default `~/.docker`), where its
-/// contexts are ([`crate::ops::docker_context`]).
+/// contexts are (written by `ops::docker_context`).
 pub const ENV_DOCKER_CONFIG: &str = "DOCKER_CONFIG";
 /// `MACHINE_REMOTE_TIMEOUT`: seconds one remote command may take (an install, an upgrade)
 /// before it fails and frees the machine's lock; default 1800.

@@ -1,6 +1,7 @@
 //! hoist: Docker Machine (0.16.2), rebuilt in Rust and drop-in compatible with it.
 //!
-//! Module map (the binary in `src/bin/hoist` only parses arguments and calls into these):
+//! Module map (the binary in `src/bin/hoist` only parses arguments and calls into these; the
+//! layers and what each may use are in `docs/architecture.md`):
 //! - [`context`]: the store root, the global options, every env var read.
 //! - [`program`]: the invoked name (`hoist` or `docker-machine`).
 //! - [`report`]: how operations report their steps ([`report::Reporter`]).
@@ -17,7 +18,8 @@
 //! - [`shell`]: how `env` writes for each shell.
 //! - [`machine`]: a stored machine ([`machine::Machine`]: a record with its driver open), its
 //!   lock, record writer, certificate paths and SSH sessions; which machines a command is about.
-//! - [`ops`]: the operations behind the commands (create, ls, env, rm, power, …).
+//! - [`ops`]: the operations behind the commands (create, ls, env, rm, power, info, reprovision,
+//!   ssh_tools, doctor, archive, docker contexts, Swarm mode, …).
 //! - [`fsutil`]: atomic writes and file locks; [`netaddr`]: host:port as Go joins them;
 //!   [`web`]: one HTTP(S) request to a web server (downloads, cloud APIs).
 //! - [`error`]: typed errors and exit codes.

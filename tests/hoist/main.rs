@@ -8,6 +8,7 @@
 
 mod common;
 
+mod architecture;
 mod archive;
 mod cli;
 mod crash;
