@@ -7,6 +7,11 @@ pub trait Reporter: Send + Sync {
     fn info(&self, message: &str);
     /// Detail shown only with `--debug` (remote commands, their output and exit status).
     fn debug(&self, message: &str);
+    /// The reporter for machine `name` when several are worked on at once (its lines name it);
+    /// `None`: this one.
+    fn for_machine(&self, _name: &str) -> Option<std::sync::Arc<dyn Reporter>> {
+        None
+    }
 }
 
 /// Turns every message into a debug line: for output (a plugin's chatter) that must not disturb

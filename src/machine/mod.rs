@@ -130,6 +130,25 @@ where
     results
 }
 
+/// Runs `action` for each machine, at most [`MAX_CONCURRENT_MACHINES`] at once, each with its
+/// own reporter when there are several ([`Reporter::for_machine`]); results keep the order.
+pub async fn for_each_reporting<F, Fut>(
+    names: &[String],
+    report: &Arc<dyn Reporter>,
+    action: F,
+) -> Vec<Result<()>>
+where
+    F: Fn(String, Arc<dyn Reporter>) -> Fut,
+    Fut: Future<Output = Result<()>> + Send + 'static,
+{
+    let several = names.len() > 1;
+    for_each_machine(names, |name| {
+        let own = several.then(|| report.for_machine(&name)).flatten();
+        action(name, own.unwrap_or_else(|| report.clone()))
+    })
+    .await
+}
+
 /// docker-machine's target rule for commands about machines: the names given, else `default`
 /// when it exists.
 pub fn target_names(ctx: &Context, names: Vec<String>) -> Result<Vec<String>> {

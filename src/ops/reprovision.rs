@@ -12,6 +12,8 @@ use crate::store::config::Lifecycle;
 use crate::store::layout;
 
 use super::power::prefixed;
+use std::sync::Arc;
+
 use crate::machine::{Machine, session};
 use crate::report::Reporter;
 
@@ -150,6 +152,82 @@ pub async fn ca_rotation_members(
         }
     }
     Ok((members, others))
+}
+
+/// `regenerate-certs` options.
+#[derive(Debug, Clone, Default)]
+pub struct RegenerateOptions {
+    pub names: Vec<String>,
+    /// A new CA and client certificate too (a CA rotation).
+    pub client_certs: bool,
+    /// The names are every machine of the store: with `client_certs`, a complete rotation.
+    pub all: bool,
+}
+
+/// `regenerate-certs`: new server certificates for the machines, each reporting on its own
+/// lines; with `client_certs` first a new CA and client certificate, and once every machine the
+/// rotation concerns has a certificate of the new CA, the previous CA is dropped and they are
+/// provisioned again. The failures, one per machine (and an unfinished rotation of `all`).
+pub async fn regenerate(
+    ctx: &Context,
+    opts: &RegenerateOptions,
+    report: &Arc<dyn Reporter>,
+) -> Result<Vec<Error>> {
+    let mut names = opts.names.clone();
+    if opts.client_certs && opts.all {
+        let (members, others) = ca_rotation_members(ctx, &names).await?;
+        for (name, why) in others {
+            report.info(&format!(
+                "Leaving machine \"{name}\" out of the CA rotation: {why}"
+            ));
+        }
+        names = members;
+    }
+    if opts.client_certs {
+        regenerate_client_certs(ctx, &names, report.as_ref())?;
+    }
+    let each = |names: Vec<String>| async move {
+        let results = crate::machine::for_each_reporting(&names, report, |name, report| {
+            let ctx = ctx.clone();
+            async move { regenerate_certs(&ctx, &name, report.as_ref()).await }
+        })
+        .await;
+        results
+            .into_iter()
+            .filter_map(Result::err)
+            .collect::<Vec<_>>()
+    };
+    let mut failures = each(names.clone()).await;
+    if !(opts.client_certs && ca_rotation_under_way(ctx)) {
+        return Ok(failures);
+    }
+    // The rotation ends once every machine it concerns has a certificate of the new CA: then
+    // their daemons stop trusting the previous one.
+    let (members, _) = ca_rotation_members(ctx, &ctx.store.list()?).await?;
+    let missing: Vec<&str> = members
+        .iter()
+        .filter(|m| !names.contains(m))
+        .map(String::as_str)
+        .collect();
+    if !failures.is_empty() || !missing.is_empty() {
+        let unfinished = format!(
+            "the CA rotation is not complete{}: the daemons trust both CAs until it is; run '{} regenerate-certs -f --client-certs --all' to complete it",
+            match missing.is_empty() {
+                true => String::new(),
+                false => format!(" ({} not done yet)", missing.join(", ")),
+            },
+            crate::context::program_name()
+        );
+        // Asked for all, an unfinished rotation is a failure; for some machines, the next step.
+        match opts.all {
+            true => failures.push(Error::Other(unfinished)),
+            false => report.info(&format!("Note: {unfinished}")),
+        }
+        return Ok(failures);
+    }
+    report.info("Every machine has a certificate of the new CA: dropping the previous CA");
+    finish_ca_rotation(ctx)?;
+    Ok(each(members).await)
 }
 
 /// `regenerate-certs`: a new server certificate for the machine's current IP, installed by a

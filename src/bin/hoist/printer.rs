@@ -78,6 +78,10 @@ impl Reporter for Printer {
             eprintln!("{}{message}", self.prefix.as_deref().unwrap_or(""));
         }
     }
+
+    fn for_machine(&self, name: &str) -> Option<std::sync::Arc<dyn Reporter>> {
+        Some(std::sync::Arc::new(Printer::for_machine(self, Some(name))))
+    }
 }
 
 /// Prints per-machine results: values on stdout, errors on stderr, exit 1 if any failed.
@@ -114,23 +118,24 @@ pub async fn each_machine<F, Fut>(
     action: F,
 ) -> Result<u8>
 where
-    F: Fn(Context, String, std::sync::Arc<dyn hoist::report::Reporter>) -> Fut,
+    F: Fn(Context, String, std::sync::Arc<dyn Reporter>) -> Fut,
     Fut: std::future::Future<Output = Result<()>> + Send + 'static,
 {
-    let several = names.len() > 1;
-    let results = hoist::machine::for_each_machine(names, |name| {
-        let report: std::sync::Arc<dyn hoist::report::Reporter> =
-            std::sync::Arc::new(printer.for_machine(several.then_some(name.as_str())));
+    let report: std::sync::Arc<dyn Reporter> = std::sync::Arc::new(printer.clone());
+    let results = hoist::machine::for_each_reporting(names, &report, |name, report| {
         action(ctx.clone(), name, report)
     })
     .await;
     printer.finish();
+    Ok(print_failures(results.into_iter().filter_map(Result::err)))
+}
+
+/// Prints each failure on its own line; exit 1 if there was any.
+pub fn print_failures(failures: impl IntoIterator<Item = Error>) -> u8 {
     let mut failed = false;
-    for result in results {
-        if let Err(e) = result {
-            failed = true;
-            eprintln!("{e}");
-        }
+    for e in failures {
+        failed = true;
+        eprintln!("{e}");
     }
-    Ok(u8::from(failed))
+    u8::from(failed)
 }

@@ -1,8 +1,8 @@
 //! `regenerate-certs`: new TLS certificates for machines, installed on their daemons.
 
 use hoist::context::Context;
-use hoist::error::{Error, Result};
-use hoist::ops::reprovision;
+use hoist::error::Result;
+use hoist::ops::reprovision::{self, RegenerateOptions};
 use hoist::report::Reporter;
 
 use crate::Printer;
@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
-    let mut names = match args.all {
+    let names = match args.all {
         true => ctx.store.list()?,
         false => hoist::machine::target_names(ctx, args.names)?,
     };
@@ -32,58 +32,13 @@ pub async fn exec(args: Args, ctx: &Context, printer: &Printer) -> Result<u8> {
         return Ok(0);
     }
     println!("Regenerating TLS certificates");
-    if args.client_certs && args.all {
-        let (members, others) = reprovision::ca_rotation_members(ctx, &names).await?;
-        for (name, why) in others {
-            printer.info(&format!(
-                "Leaving machine \"{name}\" out of the CA rotation: {why}"
-            ));
-        }
-        names = members;
-    }
-    if args.client_certs {
-        reprovision::regenerate_client_certs(ctx, &names, printer)?;
-    }
-    let regenerate = |names: Vec<String>| async move {
-        crate::printer::each_machine(ctx, printer, &names, |ctx, name, report| async move {
-            reprovision::regenerate_certs(&ctx, &name, report.as_ref()).await
-        })
-        .await
+    let opts = RegenerateOptions {
+        names,
+        client_certs: args.client_certs,
+        all: args.all,
     };
-    let failed = regenerate(names.clone()).await?;
-    if !(args.client_certs && reprovision::ca_rotation_under_way(ctx)) {
-        return Ok(failed);
-    }
-    // The rotation ends once every machine it concerns has a certificate of the new CA: then
-    // their daemons stop trusting the previous one.
-    let (members, _) = reprovision::ca_rotation_members(ctx, &ctx.store.list()?).await?;
-    let missing: Vec<&String> = members.iter().filter(|m| !names.contains(m)).collect();
-    if failed != 0 || !missing.is_empty() {
-        let unfinished = format!(
-            "the CA rotation is not complete{}: the daemons trust both CAs until it is; run '{} regenerate-certs -f --client-certs --all' to complete it",
-            match missing.is_empty() {
-                true => String::new(),
-                false => format!(
-                    " ({} not done yet)",
-                    missing
-                        .iter()
-                        .map(|m| m.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            },
-            hoist::context::program_name()
-        );
-        // Asked for all, an unfinished rotation is a failure; for some machines, the next step.
-        return match args.all {
-            true => Err(Error::Other(unfinished)),
-            false => {
-                printer.info(&format!("Note: {unfinished}"));
-                Ok(failed)
-            }
-        };
-    }
-    printer.info("Every machine has a certificate of the new CA: dropping the previous CA");
-    reprovision::finish_ca_rotation(ctx)?;
-    regenerate(members).await
+    let report: std::sync::Arc<dyn Reporter> = std::sync::Arc::new(printer.clone());
+    let failures = reprovision::regenerate(ctx, &opts, &report).await;
+    printer.finish();
+    Ok(crate::printer::print_failures(failures?))
 }
