@@ -150,9 +150,8 @@ pub fn new_host(
     Ok(host)
 }
 
-/// Refuses docker-machine's classic Swarm flags: that Swarm is discontinued (its image cannot
-/// be pulled any more); Swarm mode replaces it.
-fn refuse_classic_swarm(s: &SwarmFlags) -> Result<()> {
+/// The first of docker-machine's classic Swarm flags that `s` uses, if any.
+fn classic_swarm_flag(s: &SwarmFlags) -> Option<&'static str> {
     let used = [
         ("--swarm", s.agent),
         ("--swarm-master", s.master),
@@ -162,14 +161,38 @@ fn refuse_classic_swarm(s: &SwarmFlags) -> Result<()> {
         ("--swarm-addr", !s.addr.is_empty()),
         ("--swarm-experimental", s.experimental),
     ];
-    match used.iter().find(|(_, used)| *used) {
-        None => Ok(()),
-        Some((flag, _)) => Err(Error::Usage(format!(
+    used.iter().find(|(_, used)| *used).map(|(flag, _)| *flag)
+}
+
+/// Refuses classic Swarm flags for a driver that provisions its machine: that Swarm is
+/// discontinued (its image cannot be pulled any more); Swarm mode replaces it. For a driver that
+/// provisions nothing (`none`) they are recorded, as docker-machine 0.16.2 records them, so that
+/// `ls --filter swarm=…`, the SWARM column and `env --swarm` work on such machines.
+fn refuse_classic_swarm(s: &SwarmFlags, driver: &dyn Driver) -> Result<()> {
+    match classic_swarm_flag(s) {
+        Some(flag) if driver.provisions() => Err(Error::Usage(format!(
             "Error: {flag} is classic Swarm, which is discontinued (its image can no longer be pulled); use Swarm mode: '{p} create --swarm-mode-init' or '--swarm-mode-join MANAGER', or '{p} swarm init|join'",
             p = crate::context::program_name()
         ))),
+        // docker-machine's check of a discovery URL: `[^:]*://.*`.
+        _ if !s.discovery.is_empty() && !valid_discovery(&s.discovery) => {
+            Err(Error::Usage(format!(
+                "Error parsing swarm discovery: Swarm Discovery URL was in the wrong format: {}",
+                s.discovery
+            )))
+        }
+        _ => Ok(()),
     }
 }
+
+/// Whether a classic Swarm discovery URL has docker-machine's form, `[^:]*://.*`.
+fn valid_discovery(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(scheme, _)| !scheme.contains(':'))
+}
+
+/// The note for classic Swarm flags that are recorded, not provisioned.
+const CLASSIC_SWARM_RECORDED: &str = "Note: classic Swarm is not provisioned (there is nothing to provision on this driver's machine): its --swarm settings are recorded, for ls and env";
 
 /// Creates a machine with `driver` (opened on any config; it gets the new machine's). The
 /// record exists from the pre-create check on; a failure after that leaves it listed as failed,
@@ -188,6 +211,9 @@ pub async fn create(
             return Err(e);
         }
     };
+    if classic_swarm_flag(&opts.swarm).is_some() {
+        report.info(CLASSIC_SWARM_RECORDED);
+    }
     let mut machine = Machine { host, driver };
     let result = create_machine(ctx, opts, &mut machine, report).await;
     machine.close().await;
@@ -238,7 +264,7 @@ async fn follow_up(ctx: &Context, opts: &CreateOptions, report: &dyn Reporter) -
 /// The new machine's record from the driver's flags.
 async fn prepare(ctx: &Context, opts: &CreateOptions, driver: &mut dyn Driver) -> Result<Host> {
     validate_name(&opts.name).map_err(|e| Error::Other(format!("Error creating machine: {e}")))?;
-    refuse_classic_swarm(&opts.swarm)?;
+    refuse_classic_swarm(&opts.swarm, driver)?;
     let root = ctx.store.root().to_string_lossy().to_string();
     let flags_error = |e: driver::DriverError| {
         Error::Other(format!(

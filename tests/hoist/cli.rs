@@ -642,9 +642,9 @@ fn bad_input_is_one_line_nonzero_and_changes_nothing() {
             &[
                 "create",
                 "-d",
-                "none",
-                "--url",
-                "x",
+                "generic",
+                "--generic-ip-address",
+                "127.0.0.1",
                 "--swarm-discovery",
                 "token://c1",
                 "sw",
@@ -655,14 +655,28 @@ fn bad_input_is_one_line_nonzero_and_changes_nothing() {
             &[
                 "create",
                 "-d",
-                "none",
-                "--url",
-                "x",
+                "generic",
+                "--generic-ip-address",
+                "127.0.0.1",
                 "--swarm",
                 "--swarm-master",
                 "sw",
             ],
             "Error: --swarm is classic Swarm, which is discontinued (its image can no longer be pulled); use Swarm mode: 'hoist create --swarm-mode-init' or '--swarm-mode-join MANAGER', or 'hoist swarm init|join'",
+        ),
+        (
+            &[
+                "create",
+                "-d",
+                "none",
+                "--url",
+                "x",
+                "--swarm",
+                "--swarm-discovery",
+                "nourl",
+                "sw",
+            ],
+            "Error parsing swarm discovery: Swarm Discovery URL was in the wrong format: nourl",
         ),
         (
             &[
@@ -1406,28 +1420,63 @@ fn classic_swarm_records_env_config_and_the_swarm_filter() {
         "token://c1",
     ];
     let agent = ["--swarm", "--swarm-discovery", "token://c1"];
-    // Records as docker-machine 0.16.2 wrote them with these flags (hoist refuses them in create).
+    // `-d none` records the classic Swarm settings, as docker-machine 0.16.2 does (there is
+    // nothing to provision), with a note that says so.
     let create = |name: &str, swarm: &[&str]| {
-        sb.create_none(name, &daemon.url());
+        let url = daemon.url();
+        let mut args = vec!["create", "-d", "none", "--url", url.as_str()];
+        args.extend_from_slice(swarm);
+        args.push(name);
+        let said = sb.ok(&args);
+        assert_eq!(
+            said.contains("Note: classic Swarm is not provisioned"),
+            !swarm.is_empty(),
+            "{said}"
+        );
+    };
+    create("boss", &master);
+    create("node", &agent);
+    create("solo", &[]);
+    // The records hold what docker-machine writes for these flags: libmachine's swarm.Options
+    // with its defaults (the none driver keeps none of them in its own part).
+    let record = |name: &str| -> serde_json::Value {
         let path = sb
             .store_path()
             .join("machines")
             .join(name)
             .join("config.json");
-        let mut record: serde_json::Value =
-            serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
-        let options = &mut record["HostOptions"]["SwarmOptions"];
-        options["IsSwarm"] = (!swarm.is_empty()).into();
-        options["Agent"] = swarm.contains(&"--swarm").into();
-        options["Master"] = swarm.contains(&"--swarm-master").into();
-        if let Some(i) = swarm.iter().position(|f| *f == "--swarm-discovery") {
-            options["Discovery"] = swarm[i + 1].into();
-        }
-        fs::write(&path, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+        serde_json::from_slice(&fs::read(path).unwrap()).unwrap()
     };
-    create("boss", &master);
-    create("node", &agent);
-    create("solo", &[]);
+    let boss = record("boss");
+    let options = &boss["HostOptions"]["SwarmOptions"];
+    assert_eq!(
+        (
+            &options["IsSwarm"],
+            &options["Master"],
+            &options["Agent"],
+            &options["Discovery"],
+            &options["Host"],
+            &options["Image"],
+            &options["Strategy"]
+        ),
+        (
+            &true.into(),
+            &true.into(),
+            &true.into(),
+            &"token://c1".into(),
+            &"tcp://0.0.0.0:3376".into(),
+            &"swarm:latest".into(),
+            &"spread".into()
+        ),
+        "{options}"
+    );
+    let node = record("node");
+    assert_eq!(node["HostOptions"]["SwarmOptions"]["Master"], false);
+    assert_eq!(node["HostOptions"]["SwarmOptions"]["IsSwarm"], true);
+    assert_eq!(
+        record("solo")["HostOptions"]["SwarmOptions"]["IsSwarm"],
+        false
+    );
     let swarm_url = "tcp://127.0.0.1:3376";
     let env = sb.ok(&["env", "--no-check", "--swarm", "boss"]);
     assert!(
