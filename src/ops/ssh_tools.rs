@@ -146,17 +146,46 @@ pub fn ssh_options(m: &SshMachine) -> Vec<String> {
     opts
 }
 
-/// The `ssh` command line for a machine (system OpenSSH).
-pub fn ssh_command(m: &SshMachine, args: &[String]) -> Vec<String> {
+/// The `ssh` command line for a machine (system OpenSSH), as docker-machine's external client
+/// builds it: hoist's options, the destination, then the user's words after `ssh NAME` — their
+/// own options for ssh (`-L`, `-N`, `-C`, `--`) and the command. What hoist puts there never
+/// reads as an option: the destination starts with the login name, refused if it starts with `-`.
+pub fn ssh_command(m: &SshMachine, args: &[String]) -> Result<Vec<String>> {
+    let user = &m.endpoint.user;
+    if user.is_empty() || user.starts_with('-') {
+        return Err(Error::Other(format!(
+            "machine \"{}\": SSH user {user:?} cannot be given to ssh (empty, or read as an option)",
+            m.name
+        )));
+    }
     let mut cmd = vec!["ssh".to_string()];
     cmd.extend(ssh_options(m));
     cmd.extend(["-p".into(), m.endpoint.port.to_string()]);
-    // `--`: OpenSSH would parse options again after the destination (`-oProxyCommand=…` runs a
-    // local command); everything after the machine is the remote command.
-    cmd.push("--".into());
-    cmd.push(format!("{}@{}", m.endpoint.user, m.endpoint.host));
+    cmd.push(format!("{user}@{}", m.endpoint.host));
     cmd.extend(args.iter().cloned());
-    cmd
+    Ok(cmd)
+}
+
+/// The command the native client runs for the words after `ssh NAME`: a leading `--` ends
+/// hoist's part as with OpenSSH; an ssh option there (`-L`, `-N`, …) cannot be honoured without
+/// OpenSSH's ssh, and is refused in one line.
+fn native_command(args: &[String], ssh_installed: bool) -> Result<Vec<String>> {
+    let args = match args.first().map(String::as_str) {
+        Some("--") => &args[1..],
+        _ => args,
+    };
+    match args.first() {
+        Some(option) if option.starts_with('-') => Err(Error::Usage(format!(
+            "Error: the native SSH client cannot honour the ssh option {option:?}: {}",
+            match ssh_installed {
+                true =>
+                    "drop --native-ssh (or MACHINE_NATIVE_SSH) to use OpenSSH's ssh, or put the command after --",
+                false =>
+                    "install OpenSSH's ssh (openssh-client) to use it, or put the command after --",
+            }
+        ))),
+        _ => Ok(args.to_vec()),
+    }
 }
 
 /// Runs a command (or a shell) with the native client; returns the remote exit status.
@@ -231,18 +260,26 @@ pub enum SshRun {
 /// `hoist ssh NAME [ARGS…]`: the machine must run; then the native client runs the command (with
 /// `--native-ssh`, or where OpenSSH's ssh is missing), else the system ssh is to be run.
 pub async fn ssh(ctx: &Context, name: &str, args: &[String]) -> Result<SshRun> {
+    if name.starts_with('-') {
+        return Err(Error::Usage(format!(
+            "Error: {name:?} is not a machine name: the machine comes first ({} ssh NAME [SSH OPTIONS] [COMMAND])",
+            crate::context::program_name()
+        )));
+    }
     if crate::ops::info::status(ctx, name).await? != crate::driver::State::Running {
         return Err(Error::Other(format!(
             "Error: Cannot run SSH command: Host \"{name}\" is not running"
         )));
     }
     let m = machine(ctx, name).await?;
-    if ctx.native_ssh || which("ssh").is_none() {
-        let status = native_ssh(ctx, &m, args).await?;
+    let ssh_installed = which("ssh").is_some();
+    if ctx.native_ssh || !ssh_installed {
+        let command = native_command(args, ssh_installed)?;
+        let status = native_ssh(ctx, &m, &command).await?;
         return Ok(SshRun::Native(u8::try_from(status).unwrap_or(255)));
     }
     Ok(SshRun::Tool(ToolRun {
-        command: ssh_command(&m, args),
+        command: ssh_command(&m, args)?,
         machines: vec![name.to_string()],
         fails_only_with_255: true,
     }))
@@ -508,9 +545,40 @@ mod tests {
             },
             known_hosts: "/s/known_hosts".into(),
         };
-        let cmd = ssh_command(&m, &["-oProxyCommand=x".to_string()]);
-        let dd = cmd.iter().position(|w| w == "--").unwrap();
-        assert_eq!(cmd[dd + 1..], ["root@192.0.2.1", "-oProxyCommand=x"]);
+        // The user's words after `ssh NAME` follow the destination, for ssh to read as the
+        // user typed them (`-L …`, `--`); hoist's own words end with the destination.
+        let words = |list: &[&str]| list.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        let cmd = ssh_command(&m, &words(&["-L", "8080:localhost:80", "--", "ls"])).unwrap();
+        let at = cmd.iter().position(|w| w == "root@192.0.2.1").unwrap();
+        assert_eq!(cmd[at + 1..], ["-L", "8080:localhost:80", "--", "ls"]);
+        assert_eq!(cmd[at - 2..at], ["-p", "22"]);
+        let mut odd = m.clone();
+        odd.endpoint.user = "-oProxyCommand=x".into();
+        assert!(ssh_command(&odd, &[]).is_err());
+    }
+
+    #[test]
+    fn the_native_client_runs_commands_and_names_the_options_it_cannot_honour() {
+        let words = |list: &[&str]| list.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            native_command(&words(&["--", "echo", "x"]), true).unwrap(),
+            ["echo", "x"]
+        );
+        assert_eq!(
+            native_command(&words(&["ls", "-la"]), true).unwrap(),
+            ["ls", "-la"]
+        );
+        let err = native_command(&words(&["-L", "1:localhost:2"]), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"-L\"") && err.contains("--native-ssh"),
+            "{err}"
+        );
+        let err = native_command(&words(&["-N"]), false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("openssh-client"), "{err}");
     }
 
     #[test]

@@ -209,6 +209,54 @@ fn generic_on_stock_debian_end_to_end() {
         sb.ok(&["--native-ssh", "ssh", "web", "echo via-native"]),
         "via-native\n"
     );
+    // What follows `ssh NAME` is the user's, for ssh, as with docker-machine's external client:
+    // its options (`-C`, `-L`, `-N`), `--`; the native client takes a command after `--` and
+    // names the options it cannot honour; a name that starts with `-` is no machine.
+    assert_eq!(sb.ok(&["ssh", "web", "-C", "echo", "foo"]), "foo\n");
+    assert_eq!(
+        sb.ok(&["ssh", "web", "--", "echo", "dashdash"]),
+        "dashdash\n"
+    );
+    assert_eq!(
+        sb.ok(&["--native-ssh", "ssh", "web", "--", "echo", "nd"]),
+        "nd\n"
+    );
+    let err = sb.fails(&["--native-ssh", "ssh", "web", "-L", "1:localhost:2"]);
+    assert!(
+        err.contains("cannot honour the ssh option \"-L\"") && err.contains("--native-ssh"),
+        "{err}"
+    );
+    let err = sb.fails(&["ssh", "-L", "1:localhost:2", "web"]);
+    assert!(err.contains("\"-L\" is not a machine name"), "{err}");
+    // A port free now (closed_port keeps its port bound, so ssh could not listen there).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let forward = format!("127.0.0.1:{port}:localhost:22");
+    let mut tunnel = sb.spawn(&["ssh", "web", "-N", "-L", &forward], true);
+    let started = std::time::Instant::now();
+    let banner = loop {
+        let mut line = String::new();
+        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut line);
+        }
+        if line.starts_with("SSH-2.0") || started.elapsed().as_secs() > 20 {
+            break line;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(tunnel.try_wait().unwrap().is_none(), "ssh -N -L ended");
+    tunnel.kill().unwrap();
+    tunnel.wait().unwrap();
+    assert!(
+        banner.starts_with("SSH-2.0"),
+        "the -L forward answered {banner:?}"
+    );
     // Interactive shells on a pseudo-terminal (script(1)), native and through system ssh: the
     // remote side has a terminal, runs what is typed, and its exit status is hoist's.
     for native in ["--native-ssh ", ""] {
