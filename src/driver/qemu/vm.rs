@@ -422,34 +422,40 @@ fn strip_escapes(text: &str) -> String {
 /// Waits until SSH answers on `port` with its banner (QEMU's forward accepts a connection before
 /// the guest listens, so only the banner proves sshd up).
 pub async fn wait_for_ssh(port: u16, limit: Duration, dir: &Path) -> Result<(), DriverError> {
-    let started = std::time::Instant::now();
-    loop {
-        if crate::ssh::answers("127.0.0.1", port).await {
-            return Ok(());
-        }
-        if running_pid(dir).is_none() {
-            return Err(DriverError::Config(format!(
-                "the VM's QEMU exited while it booted; its console ended with: {}",
-                console_tail(dir, 5)
-            )));
-        }
-        if started.elapsed() >= limit {
-            return Err(DriverError::Timeout(format!(
-                "the VM did not answer SSH within {}s; its console ended with: {}",
-                limit.as_secs(),
-                console_tail(dir, 5)
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    let every = Duration::from_millis(500);
+    wait_while_booting(dir, limit, every, "answer SSH", || {
+        crate::ssh::answers("127.0.0.1", port)
+    })
+    .await
 }
 
 /// Waits until a vCPU of the VM runs in user space (its kernel booted to its first program), up
 /// to `limit`: the proof that the accelerator boots Linux, long before SSH answers.
 pub async fn wait_for_user_space(limit: Duration, dir: &Path) -> Result<(), DriverError> {
+    let qmp = dir.join(QMP_SOCKET);
+    let every = Duration::from_millis(250);
+    wait_while_booting(dir, limit, every, "reach user space", || async {
+        super::qmp::in_user_space(&qmp).await == Ok(true)
+    })
+    .await
+}
+
+/// Asks `ready` every `every` until it says yes, QEMU ends, or `limit` passes; the errors say
+/// what the VM did not do (`what`) and end with its console's last lines.
+async fn wait_while_booting<F, Fut>(
+    dir: &Path,
+    limit: Duration,
+    every: Duration,
+    what: &str,
+    ready: F,
+) -> Result<(), DriverError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let started = std::time::Instant::now();
     loop {
-        if super::qmp::in_user_space(&dir.join(QMP_SOCKET)).await == Ok(true) {
+        if ready().await {
             return Ok(());
         }
         if running_pid(dir).is_none() {
@@ -460,12 +466,12 @@ pub async fn wait_for_user_space(limit: Duration, dir: &Path) -> Result<(), Driv
         }
         if started.elapsed() >= limit {
             return Err(DriverError::Timeout(format!(
-                "the VM did not reach user space within {}s; its console ended with: {}",
+                "the VM did not {what} within {}s; its console ended with: {}",
                 limit.as_secs(),
                 console_tail(dir, 5)
             )));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(every).await;
     }
 }
 
