@@ -4,7 +4,7 @@
 //!
 //! HTTP/1.1 is hyper's (`client::conn::http1`, a maintained and fuzzed implementation) over the
 //! TLS streams hoist opens itself; hoist keeps its own pool of kept-alive connections per daemon,
-//! and caps what it reads of an answer (16 KiB of head, 1 MiB of body): a compromised machine
+//! and caps what it reads of an answer (8 KiB of head, 1 MiB of body): a compromised machine
 //! holds a valid certificate, and its daemon's answers are not trusted.
 
 use std::collections::HashMap;
