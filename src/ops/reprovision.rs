@@ -1,6 +1,7 @@
 //! The commands that act on a machine over SSH: `provision`, `regenerate-certs`, `upgrade`.
 //! Each holds the machine's lock and records the outcome in the machine's record.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cert;
@@ -11,11 +12,10 @@ use crate::ssh::Remote;
 use crate::store::config::Lifecycle;
 use crate::store::layout;
 
-use super::power::prefixed;
-use std::sync::Arc;
-
 use crate::machine::{Machine, session};
 use crate::report::Reporter;
+
+use super::power::prefixed;
 
 /// What a locked run does to the machine.
 enum Action {
@@ -66,11 +66,7 @@ pub async fn provision(
 /// and by the clients' copies) until [`finish_ca_rotation`]; a rotation already under way is
 /// continued, not restarted. The daemons of machines not named keep trusting only the old CA;
 /// the message names them.
-pub fn regenerate_client_certs(
-    ctx: &Context,
-    names: &[String],
-    report: &dyn Reporter,
-) -> Result<()> {
+fn regenerate_client_certs(ctx: &Context, names: &[String], report: &dyn Reporter) -> Result<()> {
     let certs = ctx.store.certs_dir();
     let paths = cert::CertPaths::in_dir(&certs);
     let previous = certs.join(layout::CA_PREVIOUS);
@@ -109,12 +105,12 @@ pub fn regenerate_client_certs(
 }
 
 /// Whether a CA rotation is under way (the previous CA is still trusted).
-pub fn ca_rotation_under_way(ctx: &Context) -> bool {
+fn ca_rotation_under_way(ctx: &Context) -> bool {
     ctx.store.certs_dir().join(layout::CA_PREVIOUS).exists()
 }
 
 /// Ends a CA rotation: the previous CA is no longer trusted by what is provisioned from now on.
-pub fn finish_ca_rotation(ctx: &Context) -> Result<()> {
+fn finish_ca_rotation(ctx: &Context) -> Result<()> {
     let _lock = ctx.store.lock_certs()?;
     let previous = ctx.store.certs_dir().join(layout::CA_PREVIOUS);
     match std::fs::remove_file(&previous) {
@@ -128,7 +124,7 @@ pub fn finish_ca_rotation(ctx: &Context) -> Result<()> {
 
 /// The machines a rotation of the store's CA concerns: those whose record uses the store's CA
 /// and whose driver provisions them. The others, with why, are returned apart.
-pub async fn ca_rotation_members(
+async fn ca_rotation_members(
     ctx: &Context,
     names: &[String],
 ) -> Result<(Vec<String>, Vec<(String, String)>)> {
@@ -232,7 +228,7 @@ pub async fn regenerate(
 
 /// `regenerate-certs`: a new server certificate for the machine's current IP, installed by a
 /// provisioning run (as docker-machine, which re-provisions).
-pub async fn regenerate_certs(ctx: &Context, name: &str, report: &dyn Reporter) -> Result<()> {
+async fn regenerate_certs(ctx: &Context, name: &str, report: &dyn Reporter) -> Result<()> {
     provision(ctx, name, report, ProvisionOptions::default()).await
 }
 

@@ -15,7 +15,7 @@ pub const KNOWN_HOSTS: &str = "known_hosts";
 pub const KNOWN_HOSTS_PAIR: &str = "known_hosts.pair";
 
 /// Finds a program on `$PATH`.
-pub fn which(program: &str) -> Option<PathBuf> {
+fn which(program: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_string_lossy()
         .split(':')
@@ -25,14 +25,14 @@ pub fn which(program: &str) -> Option<PathBuf> {
 
 /// A machine reached over SSH: its endpoint and pinned key, in a known_hosts file.
 #[derive(Debug, Clone)]
-pub struct SshMachine {
+struct SshMachine {
     pub name: String,
     pub endpoint: SshEndpoint,
     pub known_hosts: PathBuf,
 }
 
 /// Loads a machine for SSH use, pinning its host key first if it has none yet (trust on first use).
-pub async fn machine(ctx: &Context, name: &str) -> Result<SshMachine> {
+async fn machine(ctx: &Context, name: &str) -> Result<SshMachine> {
     let mut machine = Machine::load(ctx, name).await?;
     let result = pin_and_describe(ctx, &mut machine).await;
     machine.close().await;
@@ -93,7 +93,7 @@ fn host_key_algorithms_option(known_hosts: &Path) -> Option<String> {
 }
 
 /// OpenSSH options shared by ssh, scp and sshfs: strict checking against the pinned key.
-pub fn ssh_options(m: &SshMachine) -> Vec<String> {
+fn ssh_options(m: &SshMachine) -> Vec<String> {
     let mut opts = vec![
         "-F".into(),
         "/dev/null".into(),
@@ -150,7 +150,7 @@ pub fn ssh_options(m: &SshMachine) -> Vec<String> {
 /// builds it: hoist's options, the destination, then the user's words after `ssh NAME` — their
 /// own options for ssh (`-L`, `-N`, `-C`, `--`) and the command. What hoist puts there never
 /// reads as an option: the destination starts with the login name, refused if it starts with `-`.
-pub fn ssh_command(m: &SshMachine, args: &[String]) -> Result<Vec<String>> {
+fn ssh_command(m: &SshMachine, args: &[String]) -> Result<Vec<String>> {
     let user = &m.endpoint.user;
     if user.is_empty() || user.starts_with('-') {
         return Err(Error::Other(format!(
@@ -189,7 +189,7 @@ fn native_command(args: &[String], ssh_installed: bool) -> Result<Vec<String>> {
 }
 
 /// Runs a command (or a shell) with the native client; returns the remote exit status.
-pub async fn native_ssh(ctx: &Context, m: &SshMachine, args: &[String]) -> Result<u32> {
+async fn native_ssh(ctx: &Context, m: &SshMachine, args: &[String]) -> Result<u32> {
     let machine = Machine::load(ctx, &m.name).await?;
     let target = session::target(&machine, false).await;
     machine.close().await;
@@ -298,7 +298,7 @@ fn machines_named(paths: &[&str]) -> Vec<String> {
 
 /// One side of `scp`: a local path, or `[user@]machine:path`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ScpPath {
+enum ScpPath {
     Local(String),
     Remote {
         user: Option<String>,
@@ -308,7 +308,7 @@ pub enum ScpPath {
 }
 
 /// Parses an `scp` argument as docker-machine does (`localhost:` means local).
-pub fn parse_scp_path(arg: &str) -> ScpPath {
+fn parse_scp_path(arg: &str) -> ScpPath {
     match arg.split_once(':') {
         Some((host, path)) if !host.is_empty() && !host.contains('/') => {
             let (user, machine) = match host.split_once('@') {
