@@ -95,12 +95,17 @@ struct Probe {
     os: os::OsRelease,
     dockerd: String,
     socket: LocalSocket,
+    /// hoist's systemd drop-in as the host has it (empty: none).
+    dropin: String,
 }
 
 async fn probe(remote: &Remote<'_>) -> Result<Probe> {
     let out = remote
         .root(
-            "cat /etc/os-release 2>/dev/null; echo '@@hoist@@'; command -v dockerd || true; echo '@@hoist@@'; systemctl is-enabled docker.socket 2>/dev/null || true",
+            &format!(
+                "cat /etc/os-release 2>/dev/null; echo '@@hoist@@'; command -v dockerd || true; echo '@@hoist@@'; systemctl is-enabled docker.socket 2>/dev/null || true; echo '@@hoist@@'; cat {} 2>/dev/null || true",
+                systemd::DROPIN_PATH
+            ),
             None,
         )
         .await?;
@@ -112,10 +117,12 @@ async fn probe(remote: &Remote<'_>) -> Result<Probe> {
         "enabled" | "static" | "indirect" | "enabled-runtime" => LocalSocket::SystemdSocket,
         _ => LocalSocket::Unix,
     };
+    let dropin = parts.next().unwrap_or("").to_string();
     Ok(Probe {
         os,
         dockerd,
         socket,
+        dropin,
     })
 }
 
@@ -421,12 +428,26 @@ async fn provision_with(
             .upload(systemd::ENV_FILE_REMOTE, file.as_bytes(), "600")
             .await?;
     }
-    remote
-        .upload(systemd::DROPIN_PATH, text.as_bytes(), "644")
-        .await?;
+    // The drop-in is written, and systemd reloaded, only when it changed (a machine made from a
+    // snapshot has it already) or systemd has not read it; `enable` only where it is needed: on Debian it runs the SysV
+    // script's update-rc.d too. Each costs seconds on a small VM.
+    let reload = match probe.dropin == text {
+        // Unless systemd has not read it yet (a run cut short after writing it).
+        true => {
+            "{ [ \"$(systemctl show -p NeedDaemonReload --value docker)\" = no ] || systemctl daemon-reload; } && "
+        }
+        false => {
+            remote
+                .upload(systemd::DROPIN_PATH, text.as_bytes(), "644")
+                .await?;
+            "systemctl daemon-reload && "
+        }
+    };
     let restart = remote
         .root(
-            "systemctl daemon-reload && systemctl enable docker >/dev/null 2>&1; systemctl restart docker",
+            &format!(
+                "{reload}{{ systemctl is-enabled -q docker || systemctl enable docker >/dev/null 2>&1; }}; systemctl restart docker"
+            ),
             None,
         )
         .await?;
