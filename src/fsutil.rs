@@ -11,14 +11,7 @@ use std::path::{Path, PathBuf};
 /// temporary files a killed process leaves are removed by [`remove_stale_temp_files`].
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let mut nonce = [0u8; 8];
-    getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
-    let tmp = dir.join(format!(
-        ".{name}.tmp{}-{:016x}",
-        std::process::id(),
-        u64::from_le_bytes(nonce)
-    ));
+    let tmp = temp_path(path)?;
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -38,7 +31,22 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
-/// Removes the temporary files of [`write_atomic`] in `dir` whose process no longer exists.
+/// A temporary name beside `path` that no one can guess and that names this process, so that
+/// [`remove_stale_temp_files`] removes what is left there once the process is gone.
+pub fn temp_path(path: &Path) -> io::Result<PathBuf> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).map_err(|e| io::Error::other(e.to_string()))?;
+    Ok(dir.join(format!(
+        ".{name}.tmp{}-{:016x}",
+        std::process::id(),
+        u64::from_le_bytes(nonce)
+    )))
+}
+
+/// Removes the temporary files (and directories) of [`temp_path`] in `dir` whose process no
+/// longer exists.
 pub fn remove_stale_temp_files(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -53,7 +61,10 @@ pub fn remove_stale_temp_files(dir: &Path) {
         if let Some(pid) = pid
             && !Path::new("/proc").join(pid.to_string()).exists()
         {
-            let _ = fs::remove_file(entry.path());
+            match entry.file_type().is_ok_and(|t| t.is_dir()) {
+                true => drop(fs::remove_dir_all(entry.path())),
+                false => drop(fs::remove_file(entry.path())),
+            }
         }
     }
 }
