@@ -37,7 +37,7 @@ pub mod qemu;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -198,6 +198,18 @@ pub trait Driver: Send + Sync {
     /// instance's new address, from what `ls` prefetched); `ls` writes it back.
     fn changed_config(&self) -> Option<Map<String, Value>> {
         None
+    }
+    /// Saves a golden snapshot of the running machine into `dir` (new and empty): what machines
+    /// made from it start from. Returns what the driver needs to make them (the snapshot's
+    /// `Driver` section). A machine made from a snapshot names it in its record's `Driver`
+    /// section under [`crate::store::snapshot::SOURCE_KEY`].
+    fn save_snapshot<'a>(&'a mut self, _dir: &'a Path) -> DriverFuture<'a, Map<String, Value>> {
+        let name = self.name().to_string();
+        Box::pin(async move {
+            Err(DriverError::Unsupported(format!(
+                "the {name} driver cannot take snapshots of its machines"
+            )))
+        })
     }
     /// Gives the driver a way to write its config into the machine's record at once, so that
     /// what it has made is recorded even if hoist is killed before the operation ends.

@@ -42,7 +42,8 @@ fn the_table_has_the_builtins_and_their_flags() {
             "qemu-binary",
             "qemu-kernel",
             "qemu-initrd",
-            "qemu-append"
+            "qemu-append",
+            "qemu-snapshot"
         ]
     );
     let generic: Vec<String> = (builtin("generic").unwrap().flags)()

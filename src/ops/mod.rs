@@ -12,6 +12,7 @@ pub mod ls;
 pub mod power;
 pub mod reprovision;
 pub mod rm;
+pub mod snapshot;
 pub mod ssh_tools;
 pub mod swarm;
 

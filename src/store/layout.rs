@@ -12,7 +12,9 @@
 //! │   ├── ca.pem cert.pem key.pem      copies of the CA and client certificate
 //! │   ├── server.pem server-key.pem    the machine's server certificate
 //! │   └── <ssh key>             the SSH key the machine was created with (generic driver)
-//! └── .hoist/locks/             advisory locks: certs.lock, <name>.lock (never hold data)
+//! └── .hoist/
+//!     ├── locks/                advisory locks: certs.lock, snapshots.lock, <name>.lock (never hold data)
+//!     └── snapshots/<name>/     a golden snapshot: its driver's files and snapshot.json, never written again
 //! ```
 
 /// Directory of the shared certificates.
@@ -23,6 +25,12 @@ pub const MACHINES_DIR: &str = "machines";
 pub const HOIST_DIR: &str = ".hoist";
 /// Lock directory below [`HOIST_DIR`].
 pub const LOCKS_DIR: &str = "locks";
+/// Directory of the golden snapshots below [`HOIST_DIR`].
+pub const SNAPSHOTS_DIR: &str = "snapshots";
+/// A snapshot's description.
+pub const SNAPSHOT_JSON: &str = "snapshot.json";
+/// The lock taken while a snapshot is made, removed, or a machine starts to use one.
+pub const SNAPSHOTS_LOCK: &str = "snapshots.lock";
 /// The lock taken while the CA and client certificate are bootstrapped.
 pub const CERTS_LOCK: &str = "certs.lock";
 

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod layout;
 pub mod migrate;
+pub mod snapshot;
 
 use std::fs;
 use std::io;
@@ -45,6 +46,21 @@ pub enum StoreError {
     },
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
+    #[error(
+        "snapshot \"{0}\" does not exist; '{prog} snapshot ls' lists them, '{prog} snapshot create MACHINE SNAPSHOT' takes one",
+        prog = crate::program::program_name()
+    )]
+    SnapshotNotFound(String),
+    #[error(
+        "invalid snapshot name {0:?}: snapshot names follow the machine-name rule (0-9a-zA-Z . -, a letter or digit first)"
+    )]
+    InvalidSnapshotName(String),
+    #[error("snapshot \"{name}\": {} is corrupt ({source}); remove it with '{} snapshot rm {name}'", path.display(), crate::program::program_name())]
+    CorruptSnapshot {
+        name: String,
+        path: PathBuf,
+        source: serde_json::Error,
+    },
 }
 
 /// Checks a machine name against docker-machine's rule `^[a-zA-Z0-9][a-zA-Z0-9\-\.]*$`.

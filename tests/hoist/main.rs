@@ -3,7 +3,7 @@
 //!
 //! - `cli`, `usability`, `store`, `archive`, `crash`: the built binary against temporary stores,
 //!   fake daemons and fake drivers;
-//! - `e2e`, `swarm`, `plugins`, `ec2`, `qemu`: the lab's real hosts, VMs, plugins and moto
+//! - `e2e`, `swarm`, `plugins`, `ec2`, `qemu`, `golden`: the lab's real hosts, VMs, plugins and moto
 //!   (`HOIST_LAB=1`, see lab/test; ignored otherwise).
 
 mod common;
@@ -14,6 +14,7 @@ mod cli;
 mod crash;
 mod e2e;
 mod ec2;
+mod golden;
 mod plugins;
 mod qemu;
 mod store;

@@ -14,7 +14,7 @@ use common::lab::{self, vm_image};
 use common::{Sandbox, shell_ok, stderr, stdout};
 
 /// `hoist create -d qemu` arguments for the lab image, plus `extra`, for machine `name`.
-fn qemu_args(name: &str, extra: &[&str]) -> Vec<String> {
+pub(crate) fn qemu_args(name: &str, extra: &[&str]) -> Vec<String> {
     let image = vm_image();
     let mut args: Vec<String> = [
         "create",
@@ -37,7 +37,7 @@ fn qemu_args(name: &str, extra: &[&str]) -> Vec<String> {
 
 /// Ends every QEMU of a sandbox's store when dropped, also when a test fails: QEMU runs
 /// detached, and a VM left running would slow every later test.
-struct KillVmsAtEnd(std::path::PathBuf);
+pub(crate) struct KillVmsAtEnd(pub(crate) std::path::PathBuf);
 
 impl Drop for KillVmsAtEnd {
     fn drop(&mut self) {
@@ -150,14 +150,14 @@ fn kvm_asked_for_fails_within_a_minute_when_it_cannot_boot_the_vm() {
 }
 
 /// The tests that boot VMs take turns: software emulation on 2 cores boots one VM at a time well.
-static BOOTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static BOOTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn run(sb: &Sandbox, args: &[String]) -> std::process::Output {
+pub(crate) fn run(sb: &Sandbox, args: &[String]) -> std::process::Output {
     sb.run(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 /// The QEMU processes whose command line names `dir`.
-fn qemu_processes(dir: &std::path::Path) -> usize {
+pub(crate) fn qemu_processes(dir: &std::path::Path) -> usize {
     let out = std::process::Command::new("pgrep")
         .args(["-f", &format!("qemu-system.*{}", dir.display())])
         .output()

@@ -35,6 +35,7 @@ pub struct Traits {
 pub fn traits(name: Option<&str>) -> Traits {
     let (multi_thread, live, info_to_stderr) = match name.unwrap_or("") {
         "create" | "provision" | "regenerate-certs" => (true, true, false),
+        "snapshot" => (false, true, false),
         "restart" | "start" | "stop" | "kill" | "upgrade" => (false, true, false),
         "ls" | "active" | "doctor" | "swarm" => (true, false, false),
         "env" | "config" => (false, false, true),

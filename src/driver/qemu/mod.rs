@@ -3,6 +3,7 @@
 //! ports. KVM when it works, software emulation (TCG) otherwise. QEMU runs detached, with its
 //! pidfile, QMP socket and serial console in the machine directory; the state is QEMU's own (QMP).
 
+mod golden;
 mod image;
 mod qmp;
 mod vm;
@@ -17,6 +18,7 @@ use super::{
     BaseDriver, Builtin, Driver, DriverEnv, DriverError, DriverFuture, Flag, FlagValues,
     SshEndpoint, State, ready, typed_config, untyped_config,
 };
+use golden::Golden;
 use vm::Accel;
 
 /// Debian 12's official cloud image (its checksum is the `SHA512SUMS` beside it).
@@ -56,9 +58,24 @@ fn flags() -> Vec<Flag> {
             "QEMU_IMAGE_CHECKSUM",
             "",
         ),
-        Flag::int("qemu-cpu-count", "Number of CPUs", "QEMU_CPU_COUNT", 2),
-        Flag::int("qemu-memory", "Memory in MB", "QEMU_MEMORY", 2048),
-        Flag::int("qemu-disk-size", "Disk size in GB", "QEMU_DISK_SIZE", 20),
+        Flag::int(
+            "qemu-cpu-count",
+            "Number of CPUs (with --qemu-snapshot: the snapshot's)",
+            "QEMU_CPU_COUNT",
+            DEFAULT_CPUS,
+        ),
+        Flag::int(
+            "qemu-memory",
+            "Memory in MB (with --qemu-snapshot: the snapshot's)",
+            "QEMU_MEMORY",
+            DEFAULT_MEMORY_MB,
+        ),
+        Flag::int(
+            "qemu-disk-size",
+            "Disk size in GB",
+            "QEMU_DISK_SIZE",
+            DEFAULT_DISK_GB,
+        ),
         Flag::string(
             "qemu-accel",
             "Acceleration: auto (KVM when a guest runs with it, else software emulation), kvm or tcg",
@@ -87,6 +104,12 @@ fn flags() -> Vec<Flag> {
             "QEMU_APPEND",
             "",
         ),
+        Flag::string(
+            "qemu-snapshot",
+            "Make the machine from this golden snapshot ('snapshot create'): its disk, kernel and state, in seconds",
+            "QEMU_SNAPSHOT",
+            "",
+        ),
     ]
 }
 
@@ -94,8 +117,14 @@ fn open(config: &Map<String, Value>, env: &DriverEnv) -> Result<Box<dyn Driver>,
     Ok(Box::new(Qemu {
         config: typed_config(config)?,
         env: env.clone(),
+        from_golden: None,
     }))
 }
+
+/// The defaults a machine made from a snapshot takes from the snapshot instead.
+const DEFAULT_CPUS: i64 = 2;
+const DEFAULT_MEMORY_MB: i64 = 2048;
+const DEFAULT_DISK_GB: i64 = 20;
 
 /// `qemu`'s part of the record.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -137,8 +166,25 @@ pub struct QemuDriver {
     /// The host port forwarded to the VM's Docker port 2376 (`SSHPort` is forwarded to 22).
     #[serde(default)]
     pub engine_port: u16,
+    /// The golden snapshot the machine was made from (its disk is an overlay of the golden's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub snapshot: String,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// Runs a blocking wait (a file lock) off the async threads.
+async fn blocking<T, E>(
+    wait: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, DriverError>
+where
+    T: Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    tokio::task::spawn_blocking(wait)
+        .await
+        .map_err(|e| DriverError::Config(e.to_string()))?
+        .map_err(|e| DriverError::Config(e.to_string()))
 }
 
 /// The one warning line of a VM that runs under software emulation although KVM was not ruled
@@ -153,6 +199,18 @@ fn warn_tcg(env: &DriverEnv, why: &str, what_follows: &str) {
 pub struct Qemu {
     config: QemuDriver,
     env: DriverEnv,
+    /// What a create from a snapshot learnt in its pre-create check.
+    from_golden: Option<FromGolden>,
+}
+
+/// A golden snapshot a new machine is made from.
+struct FromGolden {
+    dir: PathBuf,
+    golden: Golden,
+    /// The SSH host key of the machine it was taken of.
+    host_key: String,
+    /// Whether the state can be loaded (else the golden's disk boots from cold).
+    loads_state: bool,
 }
 
 impl Qemu {
@@ -211,13 +269,14 @@ impl Qemu {
 
     /// Boots the VM's disk and waits for SSH.
     async fn launch(&mut self) -> Result<(), DriverError> {
-        self.start_qemu().await?;
+        self.start_qemu("", false).await?;
         vm::wait_for_ssh(self.config.base.ssh_port, BOOT_WAIT, &self.dir()).await
     }
 
     /// Starts QEMU on the VM's disk with fresh forwarded ports (retried when QEMU lost a port
-    /// to another process).
-    async fn start_qemu(&mut self) -> Result<(), DriverError> {
+    /// to another process), booting it or, with `incoming`, waiting for a saved state of
+    /// `machine_type` to be loaded.
+    async fn start_qemu(&mut self, machine_type: &str, incoming: bool) -> Result<(), DriverError> {
         let dir = self.dir();
         let accel = match self.config.accel_used.as_str() {
             "kvm" => "kvm",
@@ -231,11 +290,7 @@ impl Qemu {
         crate::fsutil::create_dir_all(&locks, 0o700)
             .map_err(|e| DriverError::Config(e.to_string()))?;
         let lock_path = locks.join("qemu-ports.lock");
-        let ports_lock =
-            tokio::task::spawn_blocking(move || crate::fsutil::FileLock::acquire(&lock_path))
-                .await
-                .map_err(|e| DriverError::Config(e.to_string()))?
-                .map_err(|e| DriverError::Config(e.to_string()))?;
+        let ports_lock = blocking(move || crate::fsutil::FileLock::acquire(&lock_path)).await?;
         let mut last = None;
         for _ in 0..LAUNCH_ATTEMPTS {
             let (ssh_port, engine_port) = vm::free_ports()?;
@@ -251,6 +306,8 @@ impl Qemu {
                 append: &self.config.append,
                 ssh_port,
                 engine_port,
+                machine_type,
+                incoming,
             };
             let _ = std::fs::remove_file(dir.join(vm::STOPPED_MARK));
             match launch.start().await {
@@ -270,6 +327,9 @@ impl Qemu {
     /// Everything that can fail before the machine exists: the host, the image (downloaded and
     /// verified into the cache), the disk size, the acceleration.
     async fn prepare(&mut self) -> Result<(), DriverError> {
+        if !self.config.snapshot.is_empty() {
+            return self.prepare_from_golden().await;
+        }
         self.check_host()?;
         let report = self.env.report.clone();
         let checksum = match self.config.image_checksum.as_str() {
@@ -294,6 +354,12 @@ impl Qemu {
         }
         self.config.base_image = base.to_string_lossy().to_string();
         self.config.base_format = format;
+        self.settle_accel().await
+    }
+
+    /// Decides the acceleration the VM gets (and warns when it is software emulation although
+    /// KVM was not ruled out).
+    async fn settle_accel(&mut self) -> Result<(), DriverError> {
         let scratch = std::env::temp_dir();
         let accel = self.choose_accel(&scratch).await?;
         if let Accel::Tcg(Some(why)) = &accel {
@@ -301,6 +367,143 @@ impl Qemu {
         }
         self.config.accel_used = accel.name().to_string();
         Ok(())
+    }
+
+    /// The pre-create check of a machine made from a golden snapshot: the snapshot whole, its
+    /// base unchanged, the disk, kernel, CPUs and memory taken from it, and whether its state
+    /// can be loaded here (else its disk boots from cold, with a warning).
+    async fn prepare_from_golden(&mut self) -> Result<(), DriverError> {
+        let name = self.config.snapshot.clone();
+        let store = crate::store::Store::new(&self.config.base.store_path);
+        let snapshot = store
+            .load_snapshot(&name)
+            .map_err(|e| DriverError::Config(e.to_string()))?;
+        if snapshot.driver_name != BUILTIN.name {
+            return Err(DriverError::Config(format!(
+                "snapshot \"{name}\" is of a {} machine; --qemu-snapshot makes machines from snapshots of qemu machines",
+                snapshot.driver_name
+            )));
+        }
+        let golden = golden::golden_of(&name, &snapshot.driver)?;
+        let dir = store.snapshot_dir(&name);
+        for file in [vm::DISK, golden::STATE, vm::SSH_KEY] {
+            if !dir.join(file).is_file() {
+                return Err(DriverError::Config(format!(
+                    "snapshot \"{name}\" is incomplete: its {file} is missing; remove it with '{} snapshot rm {name}'",
+                    crate::program::program_name()
+                )));
+            }
+        }
+        golden.check_base(&name)?;
+        let c = &mut self.config;
+        c.image = golden.image.clone();
+        c.kernel = golden.kernel.clone();
+        c.initrd = golden.initrd.clone();
+        c.append = golden.append.clone();
+        c.disk_size = golden.disk_size;
+        c.base_image = dir.join(vm::DISK).to_string_lossy().to_string();
+        c.base_format = "qcow2".into();
+        if i64::from(c.cpus) == DEFAULT_CPUS {
+            c.cpus = golden.cpus;
+        }
+        if c.memory == DEFAULT_MEMORY_MB as u64 {
+            c.memory = golden.memory;
+        }
+        self.check_host()?;
+        self.settle_accel().await?;
+        let c = &self.config;
+        let version = golden::binary_version(&c.binary).await?;
+        let refusal = golden.refusal(&version, c.cpus, c.memory, &c.accel_used);
+        if let Some(why) = &refusal {
+            self.env.report.info(&format!(
+                "Warning: the state of snapshot \"{name}\" cannot be loaded ({why}): the machine boots the snapshot's disk from cold instead, as slowly as from an image"
+            ));
+        }
+        self.from_golden = Some(FromGolden {
+            dir,
+            golden,
+            host_key: snapshot.ssh_host_key,
+            loads_state: refusal.is_none(),
+        });
+        Ok(())
+    }
+
+    /// Makes the VM's disk (an overlay of the base image, or of the golden's disk) and its seed
+    /// (a machine made from a golden keeps the golden's cloud-init instance).
+    async fn make_disk_and_seed(&self, public_key: &str) -> Result<(), DriverError> {
+        let dir = self.dir();
+        let _ = std::fs::remove_file(dir.join(vm::DISK));
+        let base = PathBuf::from(&self.config.base_image);
+        let c = &self.config;
+        let instance_id = match &self.from_golden {
+            None => {
+                vm::make_disk(&base, &c.base_format, &dir, c.disk_size).await?;
+                None
+            }
+            Some(from) => {
+                // Under the snapshot lock: `snapshot rm` either sees this machine's record or
+                // has removed the snapshot before the overlay is made on it.
+                let store = crate::store::Store::new(&c.base.store_path);
+                let locking = store.clone();
+                let _snapshots = blocking(move || locking.lock_snapshots()).await?;
+                if !store.snapshot_exists(&c.snapshot) {
+                    return Err(DriverError::Config(format!(
+                        "snapshot \"{}\" was removed before machine \"{}\" could be made from it",
+                        c.snapshot, c.base.machine_name
+                    )));
+                }
+                vm::make_disk(&base, &c.base_format, &dir, c.disk_size).await?;
+                Some(from.golden.instance_id.clone())
+            }
+        };
+        vm::make_seed(
+            &dir,
+            &c.base.machine_name,
+            public_key,
+            instance_id.as_deref(),
+        )
+        .await
+    }
+
+    /// Makes a VM restored from a golden a machine of its own (nothing to do for other VMs).
+    async fn make_distinct(&self, public_key: &str) -> Result<(), DriverError> {
+        let Some(from) = &self.from_golden else {
+            return Ok(());
+        };
+        let name = &self.config.base.machine_name;
+        self.env.report.info(
+            "Giving the machine its own identity (random generator, clock, SSH host keys, machine ID)...",
+        );
+        let reseeded = golden::make_distinct(
+            name,
+            &from.dir,
+            &from.golden,
+            &from.host_key,
+            self.config.base.ssh_port,
+            public_key,
+        )
+        .await?;
+        if !reseeded {
+            self.env.report.info(&format!(
+                "Warning: the kernel of machine \"{name}\" could not be asked to reseed its random generator (it has neither perl nor python3): this host's randomness was only mixed in"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Saves a golden of the running VM into `into`.
+    async fn save_golden(&self, into: &Path) -> Result<Map<String, Value>, DriverError> {
+        if !self.config.snapshot.is_empty() {
+            return Err(DriverError::Config(format!(
+                "machine \"{}\" was made from snapshot \"{}\": snapshots are taken of machines made from an image",
+                self.config.base.machine_name, self.config.snapshot
+            )));
+        }
+        if self.state().await? != State::Running {
+            return Err(DriverError::NotRunning);
+        }
+        let golden = golden::save(&self.config, &self.dir(), into).await?;
+        untyped_config(&golden)
     }
 
     /// Makes the VM and boots it. A first boot under KVM that does not reach user space within
@@ -320,15 +523,26 @@ impl Qemu {
             self.env
                 .report
                 .info("Creating the VM's disk and cloud-init seed...");
-            let _ = std::fs::remove_file(dir.join(vm::DISK));
-            let base = PathBuf::from(&self.config.base_image);
-            vm::make_disk(&base, &self.config.base_format, &dir, self.config.disk_size).await?;
-            vm::make_seed(&dir, &self.config.base.machine_name, &public).await?;
+            self.make_disk_and_seed(&public).await?;
+            if let Some(from) = self.from_golden.as_ref().filter(|f| f.loads_state) {
+                let (golden_dir, machine_type) =
+                    (from.dir.clone(), from.golden.machine_type.clone());
+                self.env.report.info(&format!(
+                    "Starting the VM from snapshot \"{}\" ({} CPUs, {} MB, {})...",
+                    self.config.snapshot,
+                    self.config.cpus,
+                    self.config.memory,
+                    self.config.accel_used
+                ));
+                self.start_qemu(&machine_type, true).await?;
+                golden::load(&golden_dir, &dir, self.config.base.ssh_port).await?;
+                return self.make_distinct(&public).await;
+            }
             self.env.report.info(&format!(
                 "Starting the VM ({} CPUs, {} MB, {}) and waiting for it to boot...",
                 self.config.cpus, self.config.memory, self.config.accel_used
             ));
-            self.start_qemu().await?;
+            self.start_qemu("", false).await?;
             let under_kvm = self.config.accel_used == Accel::Kvm.name();
             let verdict = match under_kvm {
                 true => vm::wait_for_user_space(KVM_BOOT_VERDICT, &dir).await,
@@ -336,7 +550,8 @@ impl Qemu {
             };
             let why = match verdict {
                 Ok(()) => {
-                    return vm::wait_for_ssh(self.config.base.ssh_port, BOOT_WAIT, &dir).await;
+                    vm::wait_for_ssh(self.config.base.ssh_port, BOOT_WAIT, &dir).await?;
+                    return self.make_distinct(&public).await;
                 }
                 Err(e) => format!("under KVM it did not boot: {e}"),
             };
@@ -405,6 +620,28 @@ impl Qemu {
         c.kernel = flags.string("qemu-kernel");
         c.initrd = flags.string("qemu-initrd");
         c.append = flags.string("qemu-append");
+        c.snapshot = flags.string("qemu-snapshot");
+        if !c.snapshot.is_empty() {
+            crate::store::snapshot::validate_snapshot_name(&c.snapshot)
+                .map_err(|e| DriverError::Config(e.to_string()))?;
+            let given: Vec<&str> = [
+                ("qemu-image", c.image != DEFAULT_IMAGE),
+                ("qemu-image-checksum", !c.image_checksum.is_empty()),
+                ("qemu-kernel", !c.kernel.is_empty()),
+                ("qemu-initrd", !c.initrd.is_empty()),
+                ("qemu-append", !c.append.is_empty()),
+                ("qemu-disk-size", c.disk_size != DEFAULT_DISK_GB as u64),
+            ]
+            .into_iter()
+            .filter_map(|(flag, given)| given.then_some(flag))
+            .collect();
+            if !given.is_empty() {
+                return Err(DriverError::Config(format!(
+                    "--qemu-snapshot takes the disk, image and kernel from the snapshot: drop --{}",
+                    given.join(", --")
+                )));
+            }
+        }
         for (flag, path) in [
             ("qemu-kernel", &mut c.kernel),
             ("qemu-initrd", &mut c.initrd),
@@ -477,6 +714,12 @@ impl Driver for Qemu {
     fn start(&mut self) -> DriverFuture<'_, ()> {
         Box::pin(async {
             if vm::running_pid(&self.dir()).is_some() {
+                // Paused (a snapshot interrupted before it let the VM run on): run on.
+                if self.state().await? == State::Paused {
+                    qmp::execute(&self.dir().join(vm::QMP_SOCKET), "cont")
+                        .await
+                        .map_err(DriverError::Config)?;
+                }
                 return Ok(());
             }
             self.launch().await
@@ -524,6 +767,9 @@ impl Driver for Qemu {
     }
     fn known_url(&self) -> Option<String> {
         (self.config.engine_port != 0).then(|| self.url())
+    }
+    fn save_snapshot<'a>(&'a mut self, into: &'a Path) -> DriverFuture<'a, Map<String, Value>> {
+        Box::pin(self.save_golden(into))
     }
     fn engine_port_inside(&self) -> Option<u16> {
         Some(super::generic::DEFAULT_ENGINE_PORT)

@@ -28,8 +28,31 @@ pub async fn in_user_space(path: &Path) -> Result<bool, String> {
     Ok(dump.as_str().unwrap_or("").contains("CPL=3"))
 }
 
+/// Waits until the VM's migration (a save to a file, or a load from one) has ended, up to
+/// `limit`; QEMU's own words when it failed.
+pub async fn wait_migration(path: &Path, limit: Duration) -> Result<(), String> {
+    let started = std::time::Instant::now();
+    loop {
+        let status = execute(path, "query-migrate").await?;
+        match status.get("status").and_then(Value::as_str).unwrap_or("") {
+            "completed" => return Ok(()),
+            "failed" | "cancelled" => {
+                return Err(status
+                    .get("error-desc")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the migration failed")
+                    .to_string());
+            }
+            _ if started.elapsed() >= limit => {
+                return Err(format!("it did not end within {}s", limit.as_secs()));
+            }
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+}
+
 /// Runs one QMP command with its arguments (`null`: none).
-async fn execute_with(path: &Path, command: &str, arguments: Value) -> Result<Value, String> {
+pub async fn execute_with(path: &Path, command: &str, arguments: Value) -> Result<Value, String> {
     tokio::time::timeout(QMP_TIMEOUT, exchange(path, command, arguments))
         .await
         .map_err(|_| {

@@ -92,18 +92,30 @@ pub async fn make_disk(
     .map(|_| ())
 }
 
-/// Makes the cloud-init NoCloud seed (a FAT volume labelled CIDATA): hostname, root's SSH key.
-pub async fn make_seed(dir: &Path, name: &str, public_key: &str) -> Result<(), DriverError> {
+/// Makes the cloud-init NoCloud seed (a FAT volume labelled CIDATA): hostname, root's SSH key,
+/// and a new instance ID unless `instance_id` gives the one to keep.
+pub async fn make_seed(
+    dir: &Path,
+    name: &str,
+    public_key: &str,
+    instance_id: Option<&str>,
+) -> Result<(), DriverError> {
     // Only what hoist needs, so that the first boot is short under emulation: the hostname, root
     // with the key, one (ed25519) host key; the image's other config and final modules are left
     // out (hoist provisions Docker over SSH).
     let user_data = format!(
         "#cloud-config\nhostname: {name}\npreserve_hostname: false\ndisable_root: false\nssh_pwauth: false\nssh_genkeytypes: [ed25519]\nusers:\n  - name: root\n    ssh_authorized_keys:\n      - {public_key}\ncloud_config_modules: [runcmd]\ncloud_final_modules: [scripts-user]\n"
     );
-    let mut id = [0u8; 8];
-    getrandom::fill(&mut id).map_err(|e| fail("random instance ID", e))?;
-    let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let meta_data = format!("instance-id: hoist-{name}-{id}\nlocal-hostname: {name}\n");
+    let instance_id = match instance_id {
+        Some(id) => id.to_string(),
+        None => {
+            let mut id = [0u8; 8];
+            getrandom::fill(&mut id).map_err(|e| fail("random instance ID", e))?;
+            let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            format!("hoist-{name}-{id}")
+        }
+    };
+    let meta_data = format!("instance-id: {instance_id}\nlocal-hostname: {name}\n");
     let staging = dir.join("seed");
     crate::fsutil::create_dir_all(&staging, 0o700).map_err(|e| fail("seed directory", e))?;
     for (file, text) in [("user-data", &user_data), ("meta-data", &meta_data)] {
@@ -125,6 +137,17 @@ pub async fn make_seed(dir: &Path, name: &str, public_key: &str) -> Result<(), D
     }
     let _ = std::fs::remove_dir_all(&staging);
     Ok(())
+}
+
+/// The instance ID in a VM's seed.
+pub async fn seed_instance_id(dir: &Path) -> Result<String, DriverError> {
+    let seed = dir.join(SEED).to_string_lossy().to_string();
+    let meta_data = run("mcopy", &["-i", &seed, "::/meta-data", "-"], "mtools").await?;
+    meta_data
+        .lines()
+        .find_map(|l| l.strip_prefix("instance-id:"))
+        .map(|id| id.trim().to_string())
+        .ok_or_else(|| DriverError::Config(format!("{seed} has no instance-id")))
 }
 
 /// Two free TCP ports on 127.0.0.1 (for SSH and Docker): bound and released, so QEMU may still
@@ -249,6 +272,10 @@ pub struct Launch<'a> {
     pub append: &'a str,
     pub ssh_port: u16,
     pub engine_port: u16,
+    /// The versioned machine type a saved state needs (empty: QEMU's default).
+    pub machine_type: &'a str,
+    /// Wait for a saved state to load (`-incoming defer`) instead of booting.
+    pub incoming: bool,
 }
 
 /// The kernel command line when a kernel is given without one.
@@ -270,6 +297,9 @@ impl Launch<'_> {
             "-smp".into(),
             self.cpus.to_string(),
         ];
+        if !self.machine_type.is_empty() {
+            args.extend(["-machine".into(), self.machine_type.into()]);
+        }
         if !self.kernel.is_empty() {
             args.extend(["-kernel".into(), self.kernel.into()]);
             if !self.initrd.is_empty() {
@@ -304,6 +334,9 @@ impl Launch<'_> {
             format!("unix:{},server=on,wait=off", file(QMP_SOCKET)),
             "-daemonize".into(),
         ]);
+        if self.incoming {
+            args.extend(["-incoming".into(), "defer".into()]);
+        }
         args
     }
 

@@ -19,6 +19,7 @@ mod provision;
 mod regenerate_certs;
 mod rm;
 mod scp;
+mod snapshot;
 mod ssh;
 mod status;
 mod swarm;
@@ -189,6 +190,8 @@ pub enum Command {
     Certs(certs::Args),
     /// Check why machines are (un)reachable: one line per check, with the fix
     Doctor(doctor::Args),
+    /// Golden snapshots of running machines, to make new machines from in seconds: create, ls, rm
+    Snapshot(snapshot::Args),
     /// Swarm-mode clusters of machines: init, join, ls, leave, promote, demote
     Swarm(swarm::Args),
     /// Write a machine (record, certificates, SSH key) as one archive for another store
@@ -262,6 +265,7 @@ pub async fn run(command: Command, ctx: &Context, printer: &Printer) -> Result<u
         Command::Version(a) => version::exec(a, ctx).await,
         Command::Certs(a) => certs::exec(a, ctx),
         Command::Doctor(a) => doctor::exec(a, ctx).await,
+        Command::Snapshot(a) => snapshot::exec(a, ctx).await,
         Command::Swarm(a) => swarm::exec(a, ctx).await,
         Command::Export(a) => export::exec(a, ctx).await,
         Command::Import(a) => import::exec(a, ctx),
