@@ -5,7 +5,7 @@
 use crate::store::config::EngineOptions;
 
 /// Where the drop-in goes.
-pub const DROPIN_PATH: &str = "/etc/systemd/system/docker.service.d/10-machine.conf";
+pub const DROPIN_PATH: &str = crate::engine::HOST_DROPIN_PATH;
 /// Where the daemon's certificates go.
 pub const CA_REMOTE: &str = "/etc/docker/ca.pem";
 /// The daemon's certificate.

@@ -101,10 +101,18 @@ pub async fn make_seed(
     instance_id: Option<&str>,
 ) -> Result<(), DriverError> {
     // Only what hoist needs, so that the first boot is short under emulation: the hostname, root
-    // with the key, one (ed25519) host key; the image's other config and final modules are left
-    // out (hoist provisions Docker over SSH).
+    // with the key, one (ed25519) host key; the image's config and final modules are left out
+    // (hoist provisions Docker over SSH). Until hoist has configured Docker, a Docker that the image starts at boot would only be
+    // restarted by provisioning (after its seconds of start-up under emulation, which the
+    // restart waits for): on a boot before the drop-in exists it waits for it (a runtime
+    // condition, gone at the next boot).
+    let dropin = crate::engine::HOST_DROPIN_PATH;
+    let wait_for_dropin = format!(
+        "test -e {dropin} || {{ mkdir -p /run/systemd/system/docker.service.d && printf '[Unit]\\nConditionPathExists={dropin}\\n' > /run/systemd/system/docker.service.d/hoist-first-boot.conf && systemctl daemon-reload; }}"
+    );
     let user_data = format!(
-        "#cloud-config\nhostname: {name}\npreserve_hostname: false\ndisable_root: false\nssh_pwauth: false\nssh_genkeytypes: [ed25519]\nusers:\n  - name: root\n    ssh_authorized_keys:\n      - {public_key}\ncloud_config_modules: [runcmd]\ncloud_final_modules: [scripts-user]\n"
+        "#cloud-config\nhostname: {name}\npreserve_hostname: false\ndisable_root: false\nssh_pwauth: false\nssh_genkeytypes: [ed25519]\nusers:\n  - name: root\n    ssh_authorized_keys:\n      - {public_key}\nbootcmd:\n  - [sh, -c, {}]\ncloud_config_modules: []\ncloud_final_modules: []\n",
+        serde_json::Value::from(wait_for_dropin)
     );
     let instance_id = match instance_id {
         Some(id) => id.to_string(),
