@@ -321,7 +321,7 @@ fn clones_of_one_golden_are_machines_of_their_own_and_the_golden_never_changes()
     assert!(touched.success());
     let err = sb.fails(&strs(&clone_args("g", "c6", &[])));
     assert!(
-        err.contains("snapshot \"g\" cannot be used: its disk is an overlay of the base image")
+        err.contains(r#"snapshot \"g\" cannot be used: its disk is an overlay of the base image"#)
             && err.contains("take the snapshot again")
             && err.trim().lines().count() == 1,
         "{err}"
