@@ -468,6 +468,23 @@ pub async fn query_all(
             )
         }));
     }
+    for item in &items {
+        ctx.report.debug(&format!(
+            "({}) {} {}{} in {} ms{}",
+            item.name,
+            item.driver_name,
+            item.state,
+            match item.url.as_str() {
+                "" => String::new(),
+                url => format!(" at {url}"),
+            },
+            item.response_time.as_millis(),
+            match item.error.as_str() {
+                "" => String::new(),
+                error => format!(": {error}"),
+            }
+        ));
+    }
     items.retain(|i| filters.matches_state(i.state));
     natsort::sort_names(&mut items, |i| &i.name);
     Ok(items)

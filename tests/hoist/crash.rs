@@ -4,34 +4,13 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::Sandbox;
-
-/// A small deterministic-per-run random source (xorshift), seeded from the clock.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_nanos() as u64
-            | 1;
-        eprintln!("crash test seed: {seed}");
-        Rng(seed)
-    }
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % bound
-    }
-}
+use common::{Rng, Sandbox};
 
 #[test]
 fn sigkill_during_create_and_rm_never_corrupts_the_store() {
-    let mut rng = Rng::new();
+    let mut rng = Rng::new("crash test");
     let mut sb = Sandbox::new();
     let mut mid_create = 0;
     for round in 0..60 {

@@ -60,6 +60,29 @@ fn generic_on_stock_debian_end_to_end() {
     let host = LabHost::start(Variant::Docker, false);
     // Something that must survive provisioning.
     host.sh("docker volume create keepme >/dev/null");
+    // Adopting the host leaves its Docker alone: packages, binaries, images and containers as
+    // they were (no reinstall, no upgrade, nothing pruned).
+    let before_dir = tempfile::tempdir().unwrap();
+    let out = lab_ssh(
+        &host,
+        "docker import - bb:before >/dev/null && docker create --name before bb:before /bin/busybox true >/dev/null",
+        Some(&lab::busybox_tarball(before_dir.path())),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let docker_state = || {
+        host.sh(
+            "dpkg-query -W -f='${Package} ${Status} ${Version}\n' docker.io containerd runc; \
+             stat -c '%n %Y %i %s' /usr/sbin/dockerd /usr/bin/containerd /usr/sbin/runc; \
+             docker image ls --format '{{.Repository}}:{{.Tag}} {{.ID}}' bb:before; \
+             docker ps -a --filter name=^before$ --format '{{.ID}} {{.Image}} {{.CreatedAt}}'; \
+             cat /var/log/apt/history.log 2>/dev/null | wc -l; cat /var/log/dpkg.log 2>/dev/null | wc -l",
+        )
+    };
+    let docker_before = docker_state();
+    assert!(
+        docker_before.contains("docker.io install ok installed"),
+        "{docker_before}"
+    );
     let sb = Sandbox::new();
     let out = create_generic(
         &sb,
@@ -88,6 +111,12 @@ fn generic_on_stock_debian_end_to_end() {
     ] {
         assert!(text.contains(step), "missing {step:?} in\n{text}");
     }
+
+    assert_eq!(
+        docker_state(),
+        docker_before,
+        "provisioning changed the host's Docker packages, binaries, images or containers"
+    );
 
     // The real docker CLI through `eval $(hoist env web)`.
     let info = shell_ok(
@@ -824,25 +853,31 @@ fn sigkill_during_provision_and_regenerate_certs() {
     let host = LabHost::start(Variant::Docker, false);
     let sb = Sandbox::new();
     created(&sb, &host, "k", &[]);
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
+    let mut rng = common::Rng::new("provision/regenerate-certs kill test");
+    let mut mid_operation = 0;
     for round in 0..6 {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        let delay = std::time::Duration::from_millis(100 + (seed >> 33) % 1500);
+        let delay = std::time::Duration::from_millis(100 + rng.next(1500));
         let args: &[&str] = if round % 2 == 0 {
             &["provision", "k"]
         } else {
             &["regenerate-certs", "-f", "k"]
         };
-        let child = sb.spawn(args, false);
+        let mut child = sb.spawn(args, false);
         std::thread::sleep(delay);
+        let running = child.try_wait().unwrap().is_none();
         common::kill9(child);
         common::check_store(&sb);
+        // Landed mid-operation: hoist still ran, and the record says it was provisioning.
+        let lifecycle = sb.store().load("k").unwrap().lifecycle();
+        if running && lifecycle == hoist::store::config::Lifecycle::Provisioning {
+            mid_operation += 1;
+        }
     }
+    eprintln!("kills that landed mid-operation: {mid_operation} of 6");
+    assert!(
+        mid_operation > 0,
+        "no kill landed while provisioning ran: the test proved nothing (see the seed above)"
+    );
     // No lock blocks the next command, and the machine comes back fully.
     let out = sb.run(&["provision", "k"]);
     common::assert_ok(&out, "hoist");
@@ -1061,7 +1096,11 @@ fn the_first_hour_on_a_stock_host() {
     // `regenerate-certs --client-certs` rewrites them under: while another holds it, it waits.
     let certs_lock = sb.store().lock_certs().unwrap();
     let mut child = sb.spawn(&["provision", "web"], true);
-    std::thread::sleep(std::time::Duration::from_secs(4));
+    common::wait_until_waiting_for_lock(
+        child.id(),
+        &sb.store_path().join(".hoist/locks/certs.lock"),
+        std::time::Duration::from_secs(60),
+    );
     assert!(
         child.try_wait().unwrap().is_none(),
         "provision read the certificates while their lock was held"
@@ -1214,7 +1253,11 @@ fn ssh_waits_for_the_machines_lock_and_never_brings_a_removed_machine_back() {
     fs::write(&config, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
     let lock = sb.store().lock_machine("lk").unwrap();
     let child = sb.spawn(&["ssh", "lk", "true"], true);
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    common::wait_until_waiting_for_lock(
+        child.id(),
+        &sb.store_path().join(".hoist/locks/lk.lock"),
+        std::time::Duration::from_secs(30),
+    );
     // An rm that ran while ssh waited for the lock.
     fs::remove_dir_all(sb.store_path().join("machines/lk")).unwrap();
     drop(lock);

@@ -726,9 +726,17 @@ fn failed_and_killed_creates_leave_nothing_in_ec2() {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(500));
+        // Killed while moto holds the call: the instance (or spot request) exists once moto
+        // answers, and hoist never saw the answer.
         common::kill9(child);
-        std::thread::sleep(Duration::from_secs(4));
+        let started = Instant::now();
+        while moto.live_instances().is_empty() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{action}: moto never made the instance"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         assert_eq!(moto.live_instances().len(), 1, "{action}");
         let ls = sb.ok(&["ls", "--format", "{{.Name}} {{.State}} {{.Error}}"]);
         assert!(

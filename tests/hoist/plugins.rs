@@ -287,19 +287,6 @@ fn a_plugin_that_crashes_mid_create_leaves_a_failed_record_with_its_last_words()
     assert!(plugin::none_left(&path, 5));
 }
 
-fn wait_for_file(path: &Path, seconds: u64) -> String {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(seconds) {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && !text.is_empty()
-        {
-            return text;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{} did not appear", path.display());
-}
-
 /// Starts a create whose plugin takes two minutes; returns hoist and the plugin's pid file.
 fn slow_create(sb: &mut Sandbox, name: &str) -> (std::process::Child, std::path::PathBuf) {
     let key = key_file(sb);
@@ -308,21 +295,22 @@ fn slow_create(sb: &mut Sandbox, name: &str) -> (std::process::Child, std::path:
     sb.set("LABPLUG_PIDFILE", &pidfile.display().to_string());
     let child = sb.spawn(&create_args(&key, name), true);
     // The plugin writes its pid at start; the create's own plugin is the second one (the
-    // first answers the flag lookup and is closed), so wait for the record too.
+    // first answers the flag lookup and is closed before the record is made): wait for the
+    // record, then for a pid file that names a live plugin.
     let started = Instant::now();
-    while !sb
-        .store_path()
-        .join(format!("machines/{name}/config.json"))
-        .exists()
-    {
+    let record = sb.store_path().join(format!("machines/{name}/config.json"));
+    loop {
+        let pid = std::fs::read_to_string(&pidfile).unwrap_or_default();
+        let alive = !pid.trim().is_empty() && Path::new(&format!("/proc/{}", pid.trim())).exists();
+        if record.exists() && alive {
+            break;
+        }
         assert!(
             started.elapsed() < Duration::from_secs(20),
-            "no record appeared"
+            "no record or no live plugin appeared"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(300));
-    wait_for_file(&pidfile, 5);
     (child, pidfile)
 }
 

@@ -177,6 +177,11 @@ fn completions_offer_machine_names_and_register_docker_machine_too() {
     assert!(out.starts_with("alpha beta\n"), "{out}");
     let out = complete("hoist rm -y b", 3);
     assert!(out.starts_with("beta\n"), "{out}");
+    // Flags: a command's own, and no machine names among them.
+    let out = complete("hoist ls --fo", 2);
+    assert!(out.starts_with("--format\n"), "{out}");
+    let out = complete("hoist ssh --native", 2);
+    assert!(!out.lines().next().unwrap().contains("alpha"), "{out}");
     let out = complete("docker-machine st", 1);
     let first = out.lines().next().unwrap();
     assert!(first.contains("status") && first.contains("stop"), "{out}");

@@ -565,6 +565,63 @@ pub fn wait_all_creating_one_ca(children: Vec<std::process::Child>) -> usize {
     created
 }
 
+/// Waits (up to `limit`) until process `pid` is blocked on the lock of the file at `path`: a
+/// waiter's line of `/proc/locks` (`N: -> FLOCK ADVISORY WRITE PID DEV:INODE …`) names both. The
+/// proof that a command waits for a lock, where a sleep would only hope it does.
+pub fn wait_until_waiting_for_lock(pid: u32, path: &Path, limit: std::time::Duration) {
+    use std::os::unix::fs::MetadataExt;
+    let inode = fs::metadata(path).unwrap().ino().to_string();
+    let pid = pid.to_string();
+    let started = std::time::Instant::now();
+    loop {
+        let locks = fs::read_to_string("/proc/locks").expect("/proc/locks cannot be read");
+        let waiting = locks.lines().any(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            f.get(1) == Some(&"->")
+                && f.get(5) == Some(&pid.as_str())
+                && f.get(6).and_then(|d| d.rsplit(':').next()) == Some(inode.as_str())
+        });
+        if waiting {
+            return;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "process {pid} never waited for the lock on {}; /proc/locks:\n{locks}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A small random source (xorshift) for tests that kill at random moments: seeded from the clock,
+/// or from `HOIST_TEST_SEED` to repeat a run; the seed is printed first.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(what: &str) -> Rng {
+        let seed = std::env::var("HOIST_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            })
+            | 1;
+        eprintln!("{what} seed: {seed} (HOIST_TEST_SEED={seed} repeats it)");
+        Rng(seed)
+    }
+
+    /// A number below `bound`.
+    pub fn next(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % bound
+    }
+}
+
 /// Kills a child with SIGKILL and reaps it.
 pub fn kill9(mut child: std::process::Child) {
     // SAFETY: sending SIGKILL to our own child process.
