@@ -273,6 +273,59 @@ fn ls_timeout_reports_hanging_hosts() {
 }
 
 #[test]
+fn hoist_asks_only_the_unversioned_paths_every_daemon_serves() {
+    // The fake daemon answers as today's dockerd: `/_ping`, `/version`, `/v1.24+/version`; an
+    // older API version gets dockerd's 400, as docker-machine 0.16.2's `/v1.15/version` does.
+    let sb = Sandbox::new();
+    let daemon = FakeDaemon::start(&sb, "28.2.2", Behaviour::Answer);
+    sb.create_none("d", &daemon.url());
+    assert_eq!(
+        sb.ok(&["ls", "--format", "{{.State}} {{.DockerVersion}} {{.Error}}"]),
+        "Running v28.2.2 \n"
+    );
+    sb.ok(&["env", "d"]);
+    sb.ok(&["config", "d"]);
+    sb.ok(&["version", "d"]);
+    let asked = daemon.requests();
+    let mut paths: Vec<&str> = asked.iter().map(String::as_str).collect();
+    paths.sort();
+    paths.dedup();
+    assert_eq!(paths, ["GET /_ping", "GET /version"], "{asked:?}");
+    // The fake is strict: an old API version and an unknown path fail as they do on dockerd.
+    let url = daemon.url();
+    let pem = |f: &str| {
+        sb.store_path()
+            .join("machines/d")
+            .join(f)
+            .display()
+            .to_string()
+    };
+    let curl = |path: &str| {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--cacert",
+                &pem("ca.pem"),
+            ])
+            .args(["--cert", &pem("cert.pem"), "--key", &pem("key.pem")])
+            .arg(format!(
+                "https://{}{path}",
+                url.trim_start_matches("tcp://")
+            ))
+            .output()
+            .unwrap();
+        stdout(&out)
+    };
+    assert_eq!(curl("/v1.15/version"), "400");
+    assert_eq!(curl("/v1.47/version"), "200");
+    assert_eq!(curl("/containers/json"), "404");
+}
+
+#[test]
 fn ls_asks_forty_hanging_hosts_at_once() {
     // 40 daemons that accept a connection and never answer: asked one after another, even a
     // 1-second timeout each would take 40 s; asked at once, `ls --timeout 1` ends after about 1 s.

@@ -297,7 +297,44 @@ pub struct FakeDaemon {
     pub port: u16,
     /// How many TCP connections it has accepted.
     pub connections: Arc<std::sync::atomic::AtomicUsize>,
+    /// The request lines it got (`GET /_ping`), in order.
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
     _runtime: tokio::runtime::Runtime,
+}
+
+/// The oldest Engine API version today's dockerd serves.
+const MIN_API_VERSION: u32 = 24;
+
+/// What today's dockerd answers to a request line for the paths hoist uses (`/_ping`,
+/// `/version`, `/vX.Y/version`): older API versions get dockerd's 400, other paths its 404.
+fn daemon_answer(request_line: &str, version_body: &str) -> (u16, String) {
+    let mut words = request_line.split(' ');
+    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("");
+    let (api, endpoint) = match path.strip_prefix("/v").and_then(|p| p.split_once('/')) {
+        Some((v, rest)) => (Some(v), format!("/{rest}")),
+        None => (None, path.to_string()),
+    };
+    if let Some(v) = api {
+        let minor = v.strip_prefix("1.").and_then(|m| m.parse::<u32>().ok());
+        match minor {
+            Some(m) if m < MIN_API_VERSION => {
+                return (
+                    400,
+                    format!(
+                        "{{\"message\":\"client version {v} is too old. Minimum supported API version is 1.{MIN_API_VERSION}, please upgrade your client to a newer version\"}}"
+                    ),
+                );
+            }
+            Some(_) => {}
+            None => return (404, "{\"message\":\"page not found\"}".into()),
+        }
+    }
+    match (method, endpoint.as_str()) {
+        ("GET" | "HEAD", "/_ping") => (200, "OK".into()),
+        ("GET", "/version") => (200, version_body.to_string()),
+        _ => (404, "{\"message\":\"page not found\"}".into()),
+    }
 }
 
 impl FakeDaemon {
@@ -368,6 +405,8 @@ impl FakeDaemon {
         let body = format!("{{\"Version\":\"{version}\",\"ApiVersion\":\"1.47\"}}");
         let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let accepted = connections.clone();
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = requests.clone();
         runtime.spawn(async move {
             let mut held = Vec::new();
             loop {
@@ -379,6 +418,7 @@ impl FakeDaemon {
                 }
                 let acceptor = acceptor.clone();
                 let body = body.clone();
+                let recorded = recorded.clone();
                 let mut state = match behaviour {
                     Behaviour::Mutations(seed) => seed ^ (accepted.load(std::sync::atomic::Ordering::SeqCst) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
                     _ => 1,
@@ -396,15 +436,31 @@ impl FakeDaemon {
                             }
                         }
                         let end = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+                        let head = String::from_utf8_lossy(&got[..end]).to_string();
                         got.drain(..end + 4);
+                        let request_line = head.lines().next().unwrap_or("");
+                        let request_line = request_line.trim_end_matches(" HTTP/1.1").to_string();
+                        recorded.lock().unwrap().push(request_line.clone());
                         let response = match behaviour {
                             Behaviour::Raw(bytes) => bytes.to_vec(),
                             Behaviour::Mutations(_) => mutated_answer(&mut state),
-                            _ => format!(
-                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                                body.len()
-                            )
-                            .into_bytes(),
+                            _ => {
+                                let (status, text) = daemon_answer(&request_line, &body);
+                                let reason = match status {
+                                    200 => "OK",
+                                    400 => "Bad Request",
+                                    _ => "Not Found",
+                                };
+                                let kind = match text.starts_with('{') {
+                                    true => "application/json",
+                                    false => "text/plain; charset=utf-8",
+                                };
+                                format!(
+                                    "HTTP/1.1 {status} {reason}\r\nApi-Version: 1.47\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\r\n{text}",
+                                    text.len()
+                                )
+                                .into_bytes()
+                            }
                         };
                         if tls.write_all(&response).await.is_err() {
                             return;
@@ -420,12 +476,18 @@ impl FakeDaemon {
         FakeDaemon {
             port,
             connections,
+            requests,
             _runtime: runtime,
         }
     }
 
     pub fn url(&self) -> String {
         format!("tcp://127.0.0.1:{}", self.port)
+    }
+
+    /// The request lines it got so far (`GET /version`).
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
     }
 }
 
