@@ -134,10 +134,22 @@ pub async fn env(ctx: &Context, name: Option<&str>, opts: &EnvOptions) -> Result
         };
         machine.close().await;
         let url = url?;
-        out.push_str(&shell.set("DOCKER_TLS_VERIFY", "1"));
-        out.push_str(&shell.set("DOCKER_HOST", &url));
-        out.push_str(&shell.set("DOCKER_CERT_PATH", &cert_path.to_string_lossy()));
-        out.push_str(&shell.set("DOCKER_MACHINE_NAME", name));
+        // Every character but a line break is kept by each shell's eval of its line.
+        let set = |var: &str, value: &str| match value.contains(['\n', '\r']) {
+            false => Ok(shell.set(var, value)),
+            true => Err(Error::Other(format!(
+                "Error: the value of {var} for machine \"{name}\" ({value:?}) contains a line break, which a shell's eval cannot keep; {}",
+                match var {
+                    "DOCKER_CERT_PATH" =>
+                        "use a storage path without one (--storage-path, MACHINE_STORAGE_PATH)",
+                    _ => "remove it from the environment variable",
+                }
+            ))),
+        };
+        out.push_str(&set("DOCKER_TLS_VERIFY", "1")?);
+        out.push_str(&set("DOCKER_HOST", &url)?);
+        out.push_str(&set("DOCKER_CERT_PATH", &cert_path.to_string_lossy())?);
+        out.push_str(&set("DOCKER_MACHINE_NAME", name)?);
         if opts.no_proxy {
             let var = no_proxy_var();
             let ip = ip?;
@@ -149,7 +161,7 @@ pub async fn env(ctx: &Context, name: Option<&str>, opts: &EnvOptions) -> Result
             } else {
                 format!("{current},{ip}")
             };
-            out.push_str(&shell.set(var, &value));
+            out.push_str(&set(var, &value)?);
         }
     }
     out.push_str(&shell.usage_hint(&command_line(&ctx.argv)));

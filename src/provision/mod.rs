@@ -429,8 +429,9 @@ async fn provision_with(
             .await?;
     }
     // The drop-in is written, and systemd reloaded, only when it changed (a machine made from a
-    // snapshot has it already) or systemd has not read it; `enable` only where it is needed: on Debian it runs the SysV
-    // script's update-rc.d too. Each costs seconds on a small VM.
+    // snapshot has it already) or systemd has not read it; `enable` only where it is needed (on
+    // Debian it runs the SysV script's update-rc.d too): each costs seconds on a small VM. A
+    // restart is deliberate: systemd's start rate limit (which a reload used to reset) is reset.
     let reload = match probe.dropin == text {
         // Unless systemd has not read it yet (a run cut short after writing it).
         true => {
@@ -446,7 +447,7 @@ async fn provision_with(
     let restart = remote
         .root(
             &format!(
-                "{reload}{{ systemctl is-enabled -q docker || systemctl enable docker >/dev/null 2>&1; }}; systemctl restart docker"
+                "{reload}{{ systemctl is-enabled -q docker || systemctl enable docker >/dev/null 2>&1; }}; systemctl reset-failed docker 2>/dev/null; systemctl restart docker"
             ),
             None,
         )

@@ -216,3 +216,160 @@ fn boolean_environment_variables_read_as_go_reads_them() {
         );
     }
 }
+
+/// `NAME=value` pairs of `env -0`'s output.
+fn environment_of(dump: &[u8]) -> std::collections::BTreeMap<String, String> {
+    dump.split(|b| *b == 0)
+        .filter_map(|entry| {
+            let text = String::from_utf8_lossy(entry);
+            let (name, value) = text.split_once('=')?;
+            Some((name.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "needs dash, zsh, fish and tcsh (lab/lab deps installs them; lab/test runs this)"]
+fn env_output_keeps_crafted_values_exactly_in_every_shell_and_runs_nothing() {
+    // A storage path (DOCKER_CERT_PATH) and a NO_PROXY full of what shells act on: quotes,
+    // command substitutions, backquotes, `;`, `%`, `!`, globs, braces, a tilde, a backslash.
+    let mut sb = Sandbox::new();
+    let daemon = common::FakeDaemon::start(&sb, "24.0.7", common::Behaviour::Answer);
+    sb.create_none("d", &daemon.url());
+    let crafted =
+        r#"st'o "re" $(touch m1) `touch m2` ${HOME} ; touch m3 & %s %% !x * ? [a] {b,c} ~ \q|"#;
+    let store = sb.dir.path().join(crafted);
+    std::os::unix::fs::symlink(sb.store_path(), &store).unwrap();
+    sb.set("MACHINE_STORAGE_PATH", store.to_str().unwrap());
+    let no_proxy = r#"a.lab,b'c"d $(touch m4) `touch m5`;%p !y"#;
+    sb.set("NO_PROXY", no_proxy);
+    let bin = sb.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(common::hoist_bin(), bin.join("hoist")).unwrap();
+    let path = format!("{}:{}", bin.display(), sb.env["PATH"]);
+    let expected_cert_path = format!("{}/machines/d", store.display());
+    let ip = sb.ok(&["ip", "d"]).trim().to_string();
+    // The documented `eval` of each shell and the exact-value one (POSIX shells word-split an
+    // unquoted `$(...)`, so exact values need `eval "$(...)"`).
+    let runs: [(&str, &str, &[&str], bool); 8] = [
+        (
+            "dash",
+            "sh",
+            &[
+                "-c",
+                r#"eval "$(hoist env --no-proxy --shell sh d)" && exec env -0"#,
+            ],
+            true,
+        ),
+        (
+            "bash",
+            "bash",
+            &[
+                "-c",
+                r#"eval "$(hoist env --no-proxy --shell bash d)" && exec env -0"#,
+            ],
+            true,
+        ),
+        (
+            "zsh",
+            "zsh",
+            &[
+                "-c",
+                r#"eval "$(hoist env --no-proxy --shell zsh d)" && exec env -0"#,
+            ],
+            true,
+        ),
+        (
+            "fish",
+            "fish",
+            &[
+                "-c",
+                "hoist env --no-proxy --shell fish d | source; and exec env -0",
+            ],
+            true,
+        ),
+        (
+            "tcsh",
+            "tcsh",
+            &[
+                "-c",
+                "eval \"`hoist env --no-proxy --shell tcsh d`\"; exec env -0",
+            ],
+            true,
+        ),
+        (
+            "bash",
+            "bash",
+            &[
+                "-c",
+                "eval $(hoist env --no-proxy --shell bash d) && exec env -0",
+            ],
+            false,
+        ),
+        (
+            "fish",
+            "fish",
+            &[
+                "-c",
+                "eval (hoist env --no-proxy --shell fish d); and exec env -0",
+            ],
+            false,
+        ),
+        (
+            "tcsh",
+            "tcsh",
+            &[
+                "-c",
+                "eval `hoist env --no-proxy --shell tcsh d`; exec env -0",
+            ],
+            false,
+        ),
+    ];
+    for (program, shell, args, exact) in runs {
+        let cwd = tempfile::tempdir().unwrap();
+        let out = Command::new(program)
+            .args(args)
+            .current_dir(cwd.path())
+            .env_clear()
+            .envs(&sb.env)
+            .env("PATH", &path)
+            .env("SHELL", format!("/bin/{shell}"))
+            .output()
+            .unwrap_or_else(|e| panic!("{program}: {e} (lab/lab deps installs it)"));
+        assert!(out.status.success(), "{program} {args:?}: {}", stderr(&out));
+        let markers: Vec<_> = std::fs::read_dir(cwd.path()).unwrap().flatten().collect();
+        assert!(
+            markers.is_empty(),
+            "{program} {args:?} ran something: {markers:?}"
+        );
+        let vars = environment_of(&out.stdout);
+        assert_eq!(vars["DOCKER_TLS_VERIFY"], "1", "{program}");
+        assert_eq!(vars["DOCKER_HOST"], daemon.url(), "{program}");
+        assert_eq!(vars["DOCKER_MACHINE_NAME"], "d", "{program}");
+        if exact {
+            assert_eq!(
+                vars["DOCKER_CERT_PATH"], expected_cert_path,
+                "{program} {args:?}"
+            );
+            assert_eq!(
+                vars["NO_PROXY"],
+                format!("{no_proxy},{ip}"),
+                "{program} {args:?}"
+            );
+        }
+    }
+    // What no shell's eval can keep is refused in one line, for every shell.
+    let broken = sb.dir.path().join("line\nbreak");
+    std::os::unix::fs::symlink(sb.store_path(), &broken).unwrap();
+    sb.set("MACHINE_STORAGE_PATH", broken.to_str().unwrap());
+    for shell in ["sh", "fish", "tcsh", "powershell", "cmd"] {
+        let err = sb.fails(&["env", "--shell", shell, "d"]);
+        assert!(
+            err.contains("contains a line break, which a shell's eval cannot keep")
+                && err.trim().lines().count() == 1,
+            "{shell}: {err}"
+        );
+    }
+    // PowerShell and cmd are not installed here: their escaping is tested on strings
+    // (src/shell.rs, values_are_escaped_for_each_shell).
+}
