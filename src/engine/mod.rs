@@ -355,7 +355,13 @@ impl EngineClient {
                 .await
                 .map_err(|e| EngineError::Protocol {
                     addr: addr.to_string(),
-                    detail: format!("reading the answer: {e}"),
+                    detail: match e.downcast_ref::<http_body_util::LengthLimitError>() {
+                        Some(_) => format!(
+                            "an answer body of more than {} KiB, more than any Docker API answer hoist reads",
+                            MAX_BODY >> 10
+                        ),
+                        None => format!("reading the answer: {e}"),
+                    },
                 })?
                 .to_bytes()
                 .to_vec();
@@ -451,9 +457,16 @@ fn http_error(addr: &str, e: hyper::Error) -> EngineError {
         }
         source = inner.source();
     }
+    let detail = match e.is_parse() && e.to_string().contains("too large") {
+        true => format!(
+            "an answer head (status line and headers) of more than {} KiB, more than any Docker API answer has",
+            MAX_HEAD >> 10
+        ),
+        false => printable(&e.to_string()),
+    };
     EngineError::Protocol {
         addr: addr.to_string(),
-        detail: printable(&e.to_string()),
+        detail,
     }
 }
 

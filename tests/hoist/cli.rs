@@ -2037,3 +2037,93 @@ fn doctor_checks_a_none_machine_and_names_a_closed_engine_port() {
     );
     assert_eq!(sb.snapshot(), before, "doctor writes nothing");
 }
+
+/// Runs hoist to its end and returns its output and peak resident memory in KiB (`wait4`'s
+/// rusage of that one process).
+fn run_measured(sb: &Sandbox, args: &[&str]) -> (String, String, i64) {
+    use std::io::Read;
+    let mut child = sb.spawn(args, true);
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        err.read_to_string(&mut text).unwrap();
+        text
+    });
+    let mut text = String::new();
+    out.read_to_string(&mut text).unwrap();
+    let mut status = 0;
+    // SAFETY: plain wait4 on our own child, with zeroed out-parameters.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32);
+    (text, reader.join().unwrap(), usage.ru_maxrss)
+}
+
+#[test]
+fn endless_answers_are_cut_at_the_caps_with_little_memory_and_the_other_rows_kept() {
+    // A compromised machine holds a valid certificate: its daemon may stream for ever. hoist
+    // reads at most 8 KiB of head and 1 MiB of body, whatever the framing.
+    let sb = Sandbox::new();
+    let good = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    sb.create_none("good", &good.url());
+    let floods = [
+        (
+            "chunked",
+            common::Flood::ChunkedBody,
+            "an answer body of more than 1024 KiB",
+        ),
+        (
+            "unsized",
+            common::Flood::UnsizedBody,
+            "an answer body of more than 1024 KiB",
+        ),
+        (
+            "headers",
+            common::Flood::Headers,
+            "an answer head (status line and headers) of more than 8 KiB",
+        ),
+        (
+            "line",
+            common::Flood::Line,
+            "an answer head (status line and headers) of more than 8 KiB",
+        ),
+    ];
+    let daemons: Vec<FakeDaemon> = floods
+        .iter()
+        .map(|(name, flood, _)| {
+            let daemon = FakeDaemon::start(&sb, "1", Behaviour::Endless(*flood));
+            sb.create_none(name, &daemon.url());
+            daemon
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let (out, err, peak_kib) = run_measured(
+        &sb,
+        &[
+            "ls",
+            "--timeout",
+            "20",
+            "--format",
+            "{{.Name}}|{{.State}}|{{.DockerVersion}}|{{.Error}}",
+        ],
+    );
+    assert_eq!(err, "");
+    let rows: Vec<&str> = out.lines().collect();
+    assert_eq!(rows.len(), 5, "{out}");
+    assert!(rows.contains(&"good|Running|v24.0.7|"), "{out}");
+    for (name, _, says) in floods {
+        let row = rows
+            .iter()
+            .find(|r| r.starts_with(&format!("{name}|")))
+            .unwrap();
+        assert!(
+            row.contains("|Unknown|") && row.contains(says),
+            "{name}: {row}"
+        );
+        assert!(!row.contains("Timeout"), "{name}: {row}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert!(peak_kib < 100 << 10, "peak memory {peak_kib} KiB");
+    eprintln!("ls over 4 endless answers: peak {} MiB", peak_kib >> 10);
+    drop(daemons);
+}

@@ -257,6 +257,40 @@ pub enum Behaviour {
     /// Mutual TLS, then answers each request with a random mutation of a real answer (a fuzz
     /// run of the client's HTTP parsing); the seed makes a run repeatable.
     Mutations(u64),
+    /// Mutual TLS, then an answer that never ends, until the client hangs up.
+    Endless(Flood),
+}
+
+/// How an endless answer goes on.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub enum Flood {
+    /// A 200 with `Transfer-Encoding: chunked` and chunks for ever.
+    ChunkedBody,
+    /// A 200 with no length: the body runs until the connection closes, which it never does.
+    UnsizedBody,
+    /// Header lines for ever, the head never ends.
+    Headers,
+    /// One line (the status line) that never ends.
+    Line,
+}
+
+impl Flood {
+    /// What comes first, and what is then sent again and again.
+    fn parts(self) -> (&'static [u8], &'static [u8]) {
+        const FILL: &[u8] = &[b'a'; 16 << 10];
+        match self {
+            Flood::ChunkedBody => (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n20\r\n{\"Version\":\"1aaaaaaaaaaaaaaaaaaa\r\n",
+                b"40\r\naaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n",
+            ),
+            Flood::UnsizedBody => (
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"Version\":\"",
+                FILL,
+            ),
+            Flood::Headers => (b"HTTP/1.1 200 OK\r\n", b"X-Fill: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"),
+            Flood::Line => (b"HTTP/1.1 200 ", FILL),
+        }
+    }
 }
 
 /// A mutation of a real daemon answer, from `state` (xorshift).
@@ -441,6 +475,14 @@ impl FakeDaemon {
                         let request_line = head.lines().next().unwrap_or("");
                         let request_line = request_line.trim_end_matches(" HTTP/1.1").to_string();
                         recorded.lock().unwrap().push(request_line.clone());
+                        if let Behaviour::Endless(flood) = behaviour {
+                            let (first, again) = flood.parts();
+                            if tls.write_all(first).await.is_err() {
+                                return;
+                            }
+                            while tls.write_all(again).await.is_ok() {}
+                            return;
+                        }
                         let response = match behaviour {
                             Behaviour::Raw(bytes) => bytes.to_vec(),
                             Behaviour::Mutations(_) => mutated_answer(&mut state),
