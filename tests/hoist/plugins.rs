@@ -636,3 +636,86 @@ fn a_plugin_machine_on_a_lab_host_end_to_end() {
     assert!(!sb.store_path().join("machines/pl").exists());
     assert!(plugin::none_left(&path, 5), "plugin processes left behind");
 }
+
+#[test]
+#[ignore = "needs Go (golang-go) for the test plugin; lab/test runs it"]
+fn heartbeats_keep_a_plugin_alive_past_its_idle_exit() {
+    // The plugin exits after 10 s without a heartbeat (as libmachine's do); hoist sends one every
+    // 5 s, also while a call takes longer than that.
+    let (mut sb, path) = with_plugin();
+    plugin_record(&sb, "hb", "labplug", common::closed_port());
+    sb.set("LABPLUG_STATE_DELAY", "13s");
+    let started = Instant::now();
+    let out = sb.run(&["status", "hb"]);
+    let took = started.elapsed();
+    common::assert_ok(&out, "hoist status");
+    assert_eq!(stdout(&out), "Stopped\n");
+    assert!(took >= Duration::from_secs(13), "{took:?}");
+    assert!(
+        plugin::none_left(&path, 5),
+        "status left its plugin running"
+    );
+}
+
+#[test]
+#[ignore = "needs Go (golang-go) for the test plugin; lab/test runs it"]
+fn ls_never_runs_more_plugins_than_its_cap() {
+    let (mut sb, path) = with_plugin();
+    let port = common::closed_port();
+    let machines = hoist::ops::ls::MAX_CONCURRENT_PLUGINS + 8;
+    for i in 0..machines {
+        plugin_record(&sb, &format!("cap{i}"), "labplug", port);
+    }
+    sb.set("LABPLUG_STATE_DELAY", "1s");
+    let mut child = sb.spawn(&["ls", "--format", "{{.Name}} {{.State}}"], true);
+    let mut most = 0;
+    while child.try_wait().unwrap().is_none() {
+        most = most.max(plugin::processes(&path).len());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    common::assert_ok(&out, "hoist ls");
+    assert_eq!(
+        stdout(&out).matches(" Stopped\n").count(),
+        machines,
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        most <= hoist::ops::ls::MAX_CONCURRENT_PLUGINS,
+        "{most} plugins ran at once"
+    );
+    assert!(most > 1, "the plugins never ran side by side ({most})");
+    assert!(plugin::none_left(&path, 5));
+}
+
+#[test]
+#[ignore = "needs Go (golang-go) for the test plugin; lab/test runs it"]
+fn debug_shows_what_a_plugin_writes_on_stderr_and_only_then() {
+    let (sb, _) = with_plugin();
+    plugin_record(&sb, "dbg", "labplug", common::closed_port());
+    let out = sb.run(&["--debug", "status", "dbg"]);
+    common::assert_ok(&out, "hoist --debug status");
+    assert_eq!(stdout(&out), "Stopped\n");
+    assert!(
+        stderr(&out).contains("(dbg) DBG | labplug: asked for the state of dbg"),
+        "{}",
+        stderr(&out)
+    );
+    let out = sb.run(&["status", "dbg"]);
+    common::assert_ok(&out, "hoist status");
+    assert!(!stderr(&out).contains("labplug:"), "{}", stderr(&out));
+    // ls keeps the table clean: the plugin's words only with --debug.
+    let ls = sb.run(&["ls", "--format", "{{.Name}} {{.State}}"]);
+    assert_eq!(
+        (stdout(&ls), stderr(&ls)),
+        ("dbg Stopped\n".to_string(), String::new())
+    );
+    let ls = sb.run(&["--debug", "ls", "--format", "{{.Name}} {{.State}}"]);
+    assert_eq!(stdout(&ls), "dbg Stopped\n");
+    assert!(
+        stderr(&ls).contains("(dbg) DBG | labplug: asked for the state of dbg"),
+        "{}",
+        stderr(&ls)
+    );
+}

@@ -6,7 +6,8 @@
 // and a key it trusts; Stop, Start, Kill and Restart act on the lab host through lab/lab.
 //
 // LABPLUG_MODE makes it misbehave on purpose: no-address, exit-early, api-version-2, v0-only,
-// crash-in-create, slow-create, slow-state, fail-remove. LABPLUG_PIDFILE names a file it writes its pid to.
+// crash-in-create, slow-create, slow-state, fail-remove. LABPLUG_PIDFILE names a file it writes its pid to;
+// LABPLUG_STATE_DELAY (a Go duration) makes GetState take that long. GetState says on stderr that it was asked.
 //
 // `docker-machine-driver-labplug gob-echo` instead reads gob values on stdin and writes others on
 // stdout, so that hoist's gob codec is checked against Go's own in both directions.
@@ -231,6 +232,10 @@ func (s *Server) GetSSHUsername(_ *none, u *string) error { *u = s.d.SSHUser; re
 func (s *Server) GetState(_ *none, st *int) error {
 	if s.mode == "slow-state" {
 		time.Sleep(60 * time.Second)
+	}
+	fmt.Fprintln(os.Stderr, "labplug: asked for the state of", s.d.MachineName)
+	if delay, err := time.ParseDuration(os.Getenv("LABPLUG_STATE_DELAY")); err == nil {
+		time.Sleep(delay)
 	}
 	*st = s.d.state()
 	return nil
