@@ -1382,6 +1382,104 @@ fn env_output_is_inert_in_a_shell_and_addresses_are_checked() {
     assert!(err.contains("has characters a URL cannot"), "{err}");
 }
 
+/// A generic machine on a closed port of 127.0.0.1, its host key pinned: every tool's connection
+/// is refused, but an operand taken for an option (`-oProxyCommand=…`) runs before that.
+fn generic_on_a_closed_port(sb: &Sandbox, name: &str) {
+    sb.create_none(name, "tcp://127.0.0.1:1");
+    let config = sb.store_path().join(format!("machines/{name}/config.json"));
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    record["DriverName"] = "generic".into();
+    record["Driver"]["IPAddress"] = "127.0.0.1".into();
+    record["Driver"]["SSHPort"] = common::closed_port().into();
+    record["Driver"]["SSHUser"] = "root".into();
+    record["Hoist"]["SSHHostKey"] =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGMcSmA0YcjppB+b6swNc/I0WmYcCKGVxZr4xLF/dcPh".into();
+    std::fs::write(&config, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+}
+
+#[test]
+fn ssh_rsync_and_sshfs_operands_that_start_with_a_dash_never_become_options() {
+    // The real ssh, rsync (scp -d) and sshfs, each given operands that would run a command if
+    // the tool took them for options; the markers must not appear.
+    let sb = Sandbox::new();
+    generic_on_a_closed_port(&sb, "web");
+    let marker = |name: &str| sb.dir.path().join(name);
+    let proxy = |name: &str| format!("-oProxyCommand=touch {}", marker(name).display());
+    // rsync runs `RSH -l USER HOST rsync --server …`: a shell that ignores the rest.
+    let rsh = format!("--rsh=sh -c 'touch {}' sh", marker("rsync").display());
+    let local = sb.dir.path().join("local");
+    std::fs::create_dir_all(&local).unwrap();
+    let runs: Vec<Vec<String>> = vec![
+        // ssh: what follows the machine is the remote command, after the destination.
+        vec!["ssh".into(), "web".into(), proxy("ssh1")],
+        vec![
+            "ssh".into(),
+            "web".into(),
+            "--".into(),
+            proxy("ssh2"),
+            "true".into(),
+        ],
+        // rsync: `scp -d` puts `--` before the operands.
+        vec![
+            "scp".into(),
+            "-d".into(),
+            "--".into(),
+            rsh.clone(),
+            "web:/tmp/x".into(),
+        ],
+        vec![
+            "scp".into(),
+            "-d".into(),
+            "--".into(),
+            "web:/tmp/x".into(),
+            rsh,
+        ],
+        // sshfs has no `--`: a mount point that starts with `-` becomes `./-…`.
+        vec![
+            "mount".into(),
+            "--".into(),
+            "web:/tmp".into(),
+            proxy("sshfs"),
+        ],
+    ];
+    for args in runs {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = std::process::Command::new(common::hoist_bin())
+            .args(&args)
+            .current_dir(&local)
+            .env_clear()
+            .envs(&sb.env)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} succeeded");
+        for name in ["ssh1", "ssh2", "rsync", "sshfs"] {
+            assert!(
+                !marker(name).exists(),
+                "{args:?} ran an operand as an option"
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(&local).unwrap().count(),
+            0,
+            "{args:?} made a file"
+        );
+    }
+    // sshfs stops at a missing mount point before it runs ssh, so the marker alone cannot tell:
+    // the command line it got shows the operand as a path.
+    let out = sb.run(&["--debug", "mount", "--", "web:/tmp", &proxy("sshfs")]);
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("sshfs "))
+        .expect("the sshfs command line");
+    assert!(
+        line.contains(&format!(" './{}' ", proxy("sshfs"))) && !line.contains(" -oProxyCommand"),
+        "{line}"
+    );
+}
+
 #[test]
 fn scp_operands_that_start_with_a_dash_are_paths() {
     let sb = Sandbox::new();
