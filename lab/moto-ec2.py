@@ -5,7 +5,8 @@
   ones (those belong to nobody here and must never be contacted).
 - Every EC2 call is counted by action: GET /_hoist/calls (JSON), POST /_hoist/calls/reset;
   the signatures' credential scopes (`ACCESS_KEY/REGION`) are counted too: GET /_hoist/scopes;
-  and the seconds moto took to answer, by action: GET /_hoist/seconds.
+  and the seconds moto took to answer, by action: GET /_hoist/seconds; and each call's parameters
+  (all but Action and Version), in order: GET /_hoist/requests.
 - POST /_hoist/public-ips?ips=A,B replaces the pool of public addresses.
 - Faults, each for the next N calls of one action (POST /_hoist/fault?action=A&count=N&kind=K):
   kind=throttle answers 503 RequestLimitExceeded without doing the call; kind=lost does the call
@@ -33,6 +34,7 @@ scopes = {}
 pool = []
 faults = {}
 tokens = {}
+requests = []
 
 
 def error_body(code, message):
@@ -65,6 +67,7 @@ class Wrapper:
         parts = credential.split("/")
         scope = f"{parts[0]}/{parts[2]}" if len(parts) > 2 else "unsigned"
         with lock:
+            requests.append({"Action": action, **{k: v[0] for k, v in form.items() if k not in ("Action", "Version")}})
             calls[action] = calls.get(action, 0) + 1
             scopes[scope] = scopes.get(scope, 0) + 1
             fault = faults.get(action)
@@ -119,11 +122,14 @@ class Wrapper:
                 data = json.dumps(scopes).encode()
             elif path == "/_hoist/seconds":
                 data = json.dumps(seconds).encode()
+            elif path == "/_hoist/requests":
+                data = json.dumps(requests).encode()
             elif path == "/_hoist/public-ips":
                 pool[:] = [ip for ip in arg("ips").split(",") if ip]
                 data = b"{}"
             elif path == "/_hoist/calls/reset":
                 calls.clear()
+                requests.clear()
                 scopes.clear()
                 seconds.clear()
                 data = b"{}"

@@ -115,6 +115,11 @@ impl Moto {
         serde_json::from_str(&self.control("/_hoist/scopes")).unwrap()
     }
 
+    /// The calls since the last reset, each with its parameters (`{"Action": …, "Force": …}`).
+    fn requests(&self) -> Vec<HashMap<String, String>> {
+        serde_json::from_str(&self.control("/_hoist/requests")).unwrap()
+    }
+
     fn reset_calls(&self) {
         self.control("/_hoist/calls/reset");
     }
@@ -352,9 +357,51 @@ print(json.dumps({{'tags': tags, 'type': i['InstanceType'], 'zone': i['Placement
     sb.ok(&["start", "m1"]);
     assert_eq!(moto.live_instances()[id], "running");
     assert_eq!(sb.ok(&["status", "m1"]).trim(), "Running");
+    // restart is a reboot (the instance stays running), kill a forced stop, stop a clean one.
+    let power_calls = |moto: &Moto| -> Vec<(String, String, String)> {
+        moto.requests()
+            .into_iter()
+            .filter(|r| {
+                ["RebootInstances", "StopInstances", "StartInstances"]
+                    .contains(&r["Action"].as_str())
+            })
+            .map(|r| {
+                let get = |k: &str| r.get(k).cloned().unwrap_or_default();
+                (get("Action"), get("InstanceId.1"), get("Force"))
+            })
+            .collect()
+    };
+    moto.reset_calls();
     sb.ok(&["restart", "m1"]);
+    assert_eq!(
+        power_calls(&moto),
+        [("RebootInstances".to_string(), id.to_string(), String::new())]
+    );
+    assert_eq!(moto.live_instances()[id], "running");
+    assert_eq!(sb.ok(&["status", "m1"]).trim(), "Running");
+    moto.reset_calls();
     sb.ok(&["kill", "m1"]);
+    assert_eq!(
+        power_calls(&moto),
+        [(
+            "StopInstances".to_string(),
+            id.to_string(),
+            "true".to_string()
+        )]
+    );
     assert_eq!(moto.live_instances()[id], "stopped");
+    assert_eq!(sb.ok(&["status", "m1"]).trim(), "Stopped");
+    sb.ok(&["start", "m1"]);
+    moto.reset_calls();
+    sb.ok(&["stop", "m1"]);
+    assert_eq!(
+        power_calls(&moto),
+        [(
+            "StopInstances".to_string(),
+            id.to_string(),
+            "false".to_string()
+        )]
+    );
     sb.ok(&["start", "m1"]);
 
     // 200 machines on EC2 (as a GitLab Runner store holds them): ls is one DescribeInstances.
