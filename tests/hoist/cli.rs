@@ -1483,18 +1483,7 @@ fn ssh_rsync_and_sshfs_operands_that_start_with_a_dash_never_become_options() {
 #[test]
 fn scp_operands_that_start_with_a_dash_are_paths() {
     let sb = Sandbox::new();
-    sb.create_none("web", "tcp://127.0.0.1:1");
-    // A generic machine on a closed port, its host key pinned.
-    let config = sb.store_path().join("machines/web/config.json");
-    let mut record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
-    record["DriverName"] = "generic".into();
-    record["Driver"]["IPAddress"] = "127.0.0.1".into();
-    record["Driver"]["SSHPort"] = common::closed_port().into();
-    record["Driver"]["SSHUser"] = "root".into();
-    record["Hoist"]["SSHHostKey"] =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGMcSmA0YcjppB+b6swNc/I0WmYcCKGVxZr4xLF/dcPh".into();
-    std::fs::write(&config, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    generic_on_a_closed_port(&sb, "web");
     let marker = sb.dir.path().join("PWNED");
     let hostile = format!("-oProxyCommand=touch {}", marker.display());
     let out = sb.run(&["--debug", "scp", "--", &hostile, "web:/tmp/x"]);
@@ -2138,6 +2127,10 @@ fn doctor_checks_a_none_machine_and_names_a_closed_engine_port() {
 
 /// Runs hoist to its end and returns its output and peak resident memory in KiB (`wait4`'s
 /// rusage of that one process).
+#[expect(
+    clippy::zombie_processes,
+    reason = "the child is reaped by wait4 below, which also gives its rusage"
+)]
 fn run_measured(sb: &Sandbox, args: &[&str]) -> (String, String, i64) {
     use std::io::Read;
     let mut child = sb.spawn(args, true);

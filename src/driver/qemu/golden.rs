@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::vm::fail;
 use super::{DriverError, QemuDriver, qmp, vm};
 use crate::ssh::{Session, SshEndpoint, Target, quote};
 
@@ -22,10 +23,6 @@ pub const STATE: &str = "state";
 const MIGRATION_WAIT: Duration = Duration::from_secs(300);
 /// How long a restored VM may take to answer SSH (it was booted: at once, unless the host is busy).
 const RESTORED_SSH_WAIT: Duration = Duration::from_secs(60);
-
-fn fail(what: &str, e: impl std::fmt::Display) -> DriverError {
-    DriverError::Config(format!("{what}: {e}"))
-}
 
 /// What a qemu snapshot holds besides its files (`snapshot.json`'s `Driver` section): what the
 /// VM ran with, which a machine must match to load the state, and what its disk depends on.

@@ -20,7 +20,8 @@ pub const STOPPED_MARK: &str = "qemu.stopped";
 /// The SSH key hoist makes for the VM.
 pub const SSH_KEY: &str = "id_ed25519";
 
-fn fail(what: &str, e: impl std::fmt::Display) -> DriverError {
+/// A driver error that says what failed and why.
+pub(super) fn fail(what: &str, e: impl std::fmt::Display) -> DriverError {
     DriverError::Config(format!("{what}: {e}"))
 }
 
