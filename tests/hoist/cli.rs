@@ -1382,28 +1382,12 @@ fn env_output_is_inert_in_a_shell_and_addresses_are_checked() {
     assert!(err.contains("has characters a URL cannot"), "{err}");
 }
 
-/// A generic machine on a closed port of 127.0.0.1, its host key pinned: every tool's connection
-/// is refused, but an operand taken for an option (`-oProxyCommand=…`) runs before that.
-fn generic_on_a_closed_port(sb: &Sandbox, name: &str) {
-    sb.create_none(name, "tcp://127.0.0.1:1");
-    let config = sb.store_path().join(format!("machines/{name}/config.json"));
-    let mut record: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
-    record["DriverName"] = "generic".into();
-    record["Driver"]["IPAddress"] = "127.0.0.1".into();
-    record["Driver"]["SSHPort"] = common::closed_port().into();
-    record["Driver"]["SSHUser"] = "root".into();
-    record["Hoist"]["SSHHostKey"] =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGMcSmA0YcjppB+b6swNc/I0WmYcCKGVxZr4xLF/dcPh".into();
-    std::fs::write(&config, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
-}
-
 #[test]
 fn ssh_rsync_and_sshfs_operands_that_start_with_a_dash_never_become_options() {
     // The real ssh, rsync (scp -d) and sshfs, each given operands that would run a command if
     // the tool took them for options; the markers must not appear.
     let sb = Sandbox::new();
-    generic_on_a_closed_port(&sb, "web");
+    common::generic_record(&sb, "web", common::closed_port());
     let marker = |name: &str| sb.dir.path().join(name);
     let proxy = |name: &str| format!("-oProxyCommand=touch {}", marker(name).display());
     // rsync runs `RSH -l USER HOST rsync --server …`: a shell that ignores the rest.
@@ -1483,7 +1467,7 @@ fn ssh_rsync_and_sshfs_operands_that_start_with_a_dash_never_become_options() {
 #[test]
 fn scp_operands_that_start_with_a_dash_are_paths() {
     let sb = Sandbox::new();
-    generic_on_a_closed_port(&sb, "web");
+    common::generic_record(&sb, "web", common::closed_port());
     let marker = sb.dir.path().join("PWNED");
     let hostile = format!("-oProxyCommand=touch {}", marker.display());
     let out = sb.run(&["--debug", "scp", "--", &hostile, "web:/tmp/x"]);

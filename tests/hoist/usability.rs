@@ -204,17 +204,47 @@ fn completions_offer_machine_names_and_register_docker_machine_too() {
 
 #[test]
 fn boolean_environment_variables_read_as_go_reads_them() {
-    // docker-machine parses MACHINE_NATIVE_SSH with Go's ParseBool: 1, t, true, 0, f, false.
+    // docker-machine parses MACHINE_NATIVE_SSH with Go's ParseBool: 1, t, true, 0, f, false. It
+    // shows: an SSH server that closes every connection makes OpenSSH's client say
+    // `kex_exchange_identification`, hoist's native client does not.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
     let mut sb = Sandbox::new();
-    for value in ["1", "t", "true", "TRUE", "0", "f", "false"] {
+    common::generic_record(&sb, "web", port);
+    for (value, native) in [
+        ("1", true),
+        ("t", true),
+        ("true", true),
+        ("TRUE", true),
+        ("0", false),
+        ("f", false),
+        ("false", false),
+    ] {
         sb.set("MACHINE_NATIVE_SSH", value);
-        let out = sb.run(&["ls", "-q"]);
+        let out = sb.run(&["ssh", "web", "true"]);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "MACHINE_NATIVE_SSH={value}");
         assert!(
-            out.status.success(),
-            "MACHINE_NATIVE_SSH={value}: {}",
-            stderr(&out)
+            err.contains(&format!("cannot reach 127.0.0.1:{port} over SSH")),
+            "{value}: {err}"
+        );
+        assert_eq!(
+            !err.contains("kex_exchange_identification"),
+            native,
+            "MACHINE_NATIVE_SSH={value} chose the wrong client: {err}"
         );
     }
+    sb.set("MACHINE_NATIVE_SSH", "maybe");
+    let err = sb.fails(&["ls", "-q"]);
+    assert!(
+        err.contains("invalid value 'maybe' for '--native-ssh'") && err.trim().lines().count() == 1,
+        "{err}"
+    );
 }
 
 /// `NAME=value` pairs of `env -0`'s output.

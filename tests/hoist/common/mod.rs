@@ -173,6 +173,23 @@ impl Sandbox {
     }
 }
 
+/// Turns a new `none` machine into a generic one whose SSH endpoint is `root@127.0.0.1:port`, its
+/// host key pinned: on a closed port every tool's connection is refused, but an operand taken for
+/// an option (`-oProxyCommand=…`) runs before that.
+pub fn generic_record(sb: &Sandbox, name: &str, port: u16) {
+    sb.create_none(name, "tcp://127.0.0.1:1");
+    let config = sb.store_path().join(format!("machines/{name}/config.json"));
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&fs::read(&config).unwrap()).unwrap();
+    record["DriverName"] = "generic".into();
+    record["Driver"]["IPAddress"] = "127.0.0.1".into();
+    record["Driver"]["SSHPort"] = port.into();
+    record["Driver"]["SSHUser"] = "root".into();
+    record["Hoist"]["SSHHostKey"] =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGMcSmA0YcjppB+b6swNc/I0WmYcCKGVxZr4xLF/dcPh".into();
+    fs::write(&config, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+}
+
 /// Runs a bash script as [`shell`] does; panics unless it succeeds; its stdout.
 pub fn shell_ok(sb: &Sandbox, script: &str) -> String {
     let out = shell(sb, script);
