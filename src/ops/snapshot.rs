@@ -119,17 +119,18 @@ pub struct SnapshotRow {
     pub used_by: Vec<String>,
 }
 
-/// The machines whose records say they were made from each snapshot.
-fn users(ctx: &Context) -> Result<Vec<(String, String)>> {
-    Ok(ctx
-        .store
-        .load_all()?
-        .into_iter()
-        .filter_map(|(name, host)| {
-            let source = host.ok()?.driver.get(SOURCE_KEY)?.as_str()?.to_string();
-            Some((source, name))
-        })
-        .collect())
+/// The machines whose records say they were made from each snapshot, by snapshot.
+fn users(ctx: &Context) -> Result<std::collections::HashMap<String, Vec<String>>> {
+    let mut users: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for (name, host) in ctx.store.load_all()? {
+        let source = host
+            .ok()
+            .and_then(|h| h.driver.get(SOURCE_KEY)?.as_str().map(str::to_string));
+        if let Some(source) = source {
+            users.entry(source).or_default().push(name);
+        }
+    }
+    Ok(users)
 }
 
 fn dir_size(dir: &Path) -> u64 {
@@ -146,7 +147,7 @@ fn dir_size(dir: &Path) -> u64 {
 
 /// `snapshot ls`: every snapshot with the machines made from it.
 pub fn list(ctx: &Context) -> Result<Vec<SnapshotRow>> {
-    let users = users(ctx)?;
+    let mut users = users(ctx)?;
     ctx.store
         .list_snapshots()?
         .into_iter()
@@ -154,11 +155,7 @@ pub fn list(ctx: &Context) -> Result<Vec<SnapshotRow>> {
             let s = ctx.store.load_snapshot(&name)?;
             Ok(SnapshotRow {
                 size: dir_size(&ctx.store.snapshot_dir(&name)),
-                used_by: users
-                    .iter()
-                    .filter(|(source, _)| *source == name)
-                    .map(|(_, machine)| machine.clone())
-                    .collect(),
+                used_by: users.remove(&name).unwrap_or_default(),
                 name,
                 machine: s.machine,
                 driver: s.driver_name,
@@ -216,11 +213,7 @@ fn rm_one(ctx: &Context, name: &str) -> Result<String> {
     if !ctx.store.snapshot_exists(name) {
         return Err(crate::store::StoreError::SnapshotNotFound(name.to_string()).into());
     }
-    let used_by: Vec<String> = users(ctx)?
-        .into_iter()
-        .filter(|(source, _)| source == name)
-        .map(|(_, machine)| machine)
-        .collect();
+    let used_by = users(ctx)?.remove(name).unwrap_or_default();
     if !used_by.is_empty() {
         return Err(Error::Other(format!(
             "snapshot \"{name}\" is used by machine{} {}: remove {} first ('{} rm {}')",
