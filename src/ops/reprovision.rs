@@ -247,8 +247,7 @@ async fn upgrade_host(ctx: &Context, machine: &mut Machine, report: &dyn Reporte
             .root_ok("reading /etc/os-release", "cat /etc/os-release", None)
             .await?;
         let os = provision::os::parse_os_release(&os.stdout_text());
-        let family = provision::os::family_of(&os)
-            .ok_or_else(|| Error::Other(format!("unsupported operating system ID {:?}", os.id)))?;
+        let family = provision::family(host, &os)?;
         report.info("Upgrading docker...");
         remote
             .root_ok("upgrading Docker", family.upgrade_docker, None)

@@ -126,7 +126,8 @@ async fn probe(remote: &Remote<'_>) -> Result<Probe> {
     })
 }
 
-fn family(host: &Host, os: &os::OsRelease) -> Result<&'static Family> {
+/// The provisioner family of a host's `/etc/os-release`, or an error naming the ones hoist knows.
+pub fn family(host: &Host, os: &os::OsRelease) -> Result<&'static Family> {
     os::family_of(os).ok_or_else(|| {
         let id = if os.id.is_empty() { "(no /etc/os-release)" } else { &os.id };
         Error::Other(format!(

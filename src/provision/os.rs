@@ -50,7 +50,7 @@ pub struct Family {
 const APT: &str = "export DEBIAN_FRONTEND=noninteractive; apt-get -qq -o DPkg::Lock::Timeout=120 update && apt-get -qq -o DPkg::Lock::Timeout=120 install -y {pkgs}";
 /// Upgrades the Docker packages that are installed; an index that cannot be fetched is an error
 /// (`Error-Mode=any`; older apt ignores the option), and so is a package that cannot.
-const APT_UPGRADE: &str = "export DEBIAN_FRONTEND=noninteractive; apt-get -q -o DPkg::Lock::Timeout=120 -o APT::Update::Error-Mode=any update >/dev/null && pkgs=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' docker.io docker-ce docker-ce-cli containerd.io 2>/dev/null | awk '$1 == \"ii\" {print $2}') && apt-get -q -o DPkg::Lock::Timeout=120 install -y --only-upgrade $pkgs >/dev/null";
+const APT_UPGRADE: &str = "export DEBIAN_FRONTEND=noninteractive; apt-get -q -o DPkg::Lock::Timeout=120 -o APT::Update::Error-Mode=any update >/dev/null && pkgs=$(dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' docker.io docker-cli docker-ce docker-ce-cli containerd.io 2>/dev/null | awk '$1 == \"ii\" {print $2}') && apt-get -q -o DPkg::Lock::Timeout=120 install -y --only-upgrade $pkgs >/dev/null";
 
 /// The families hoist knows, in matching order.
 pub const FAMILIES: &[Family] = &[

@@ -1,4 +1,4 @@
-//! End-to-end tests on the lab: real OpenSSH, systemd and dockerd on Debian 12 hosts, and the
+//! End-to-end tests on the lab: real OpenSSH, systemd and dockerd on Debian 12 (and 13) hosts, and the
 //! real `docker` CLI on the client side. Run with `HOIST_LAB=1` (see README).
 
 use crate::common;
@@ -723,7 +723,7 @@ fn failures_are_clear_recorded_and_leave_the_rest_alone() {
     let out = create_generic(&sb, &host, "plan9", &[]);
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("unsupported operating system ID \"plan9\" (Plan 9)"),
+        stderr(&out).contains("unsupported operating system ID \"plan9\" (Plan 9); hoist provisions Debian, Ubuntu, Fedora, RHEL-likes, SUSE and Arch"),
         "{}",
         stderr(&out)
     );
@@ -1984,4 +1984,102 @@ fn a_ca_rotation_never_leaves_a_daemon_refusing_every_client() {
         assert_eq!(docker_info_name(&sb, &name), format!("{name}\n"));
     }
     assert_eq!(started_at(), before);
+}
+
+/// A machine's whole life on a Debian 13 host, through the real docker CLI: create (with
+/// `extra`), `docker run` over TLS, `regenerate-certs` (a new server certificate on the host),
+/// `upgrade`, `rm`; and the words of `upgrade` once the host's distribution is one hoist does not
+/// know.
+fn lifecycle_on_debian_13(host: &LabHost, name: &str, extra: &[&str]) {
+    let os = host.sh(". /etc/os-release && echo $ID $VERSION_CODENAME");
+    assert_eq!(os, "debian trixie\n");
+    let sb = Sandbox::new();
+    created(&sb, host, name, extra);
+    assert_eq!(docker_info_name(&sb, name), format!("{name}\n"));
+    // The daemon is the host's Debian 13 docker.io, whose Engine API is newer than Debian 12's 1.41.
+    let api = shell_ok(
+        &sb,
+        &format!(
+            "eval $(hoist env {name}) && docker version --format '{{{{.Server.APIVersion}}}}'"
+        ),
+    );
+    let minor: u32 = api.trim().strip_prefix("1.").unwrap().parse().unwrap();
+    assert!(minor > 41, "{api}");
+    assert_eq!(
+        sb.ok(&["ls", "--format", "{{.Name}} {{.State}} {{.DockerVersion}}"]),
+        format!("{name} Running {}\n", host.docker_version())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let tar = lab::busybox_tarball(dir.path());
+    let run = shell_ok(
+        &sb,
+        &format!(
+            "eval $(hoist env {name}) && docker import {} bb:13 >/dev/null && docker run --rm bb:13 /bin/busybox echo ran-on-trixie",
+            tar.display()
+        ),
+    );
+    assert_eq!(run, "ran-on-trixie\n");
+
+    let server_pem = || host.sh("cat /etc/docker/server.pem");
+    let before = server_pem();
+    sb.ok(&["regenerate-certs", "-f", name]);
+    let after = server_pem();
+    assert_ne!(
+        before, after,
+        "regenerate-certs put a new certificate on the host"
+    );
+    assert_eq!(
+        fs::read_to_string(
+            sb.store_path()
+                .join("machines")
+                .join(name)
+                .join("server.pem")
+        )
+        .unwrap(),
+        after
+    );
+    assert_eq!(docker_info_name(&sb, name), format!("{name}\n"));
+
+    let out = sb.ok(&["upgrade", name]);
+    assert!(
+        out.contains("Upgrading docker...") && out.contains("Restarting docker..."),
+        "{out}"
+    );
+    assert_eq!(docker_info_name(&sb, name), format!("{name}\n"));
+
+    host.sh("cp /etc/os-release /root/os-release && rm /etc/os-release && printf 'ID=plan9\\nPRETTY_NAME=\"Plan 9\"\\n' > /etc/os-release");
+    let out = sb.run(&["upgrade", name]);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out).trim_end(),
+        format!(
+            "machine \"{name}\": unsupported operating system ID \"plan9\" (Plan 9); hoist provisions Debian, Ubuntu, Fedora, RHEL-likes, SUSE and Arch"
+        )
+    );
+    host.sh("cp /root/os-release /etc/os-release");
+
+    sb.ok(&["rm", "-y", name]);
+    assert_eq!(sb.ok(&["ls", "-q"]), "");
+    assert!(!sb.store_path().join("machines").join(name).exists());
+}
+
+#[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
+fn debian_13_with_its_own_docker() {
+    lab::require();
+    let host = LabHost::start(Variant::TrixieDocker, false);
+    lifecycle_on_debian_13(&host, "trixie", &[]);
+}
+
+#[test]
+#[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
+fn debian_13_bare_gets_the_distribution_docker() {
+    lab::require();
+    let host = LabHost::start(Variant::TrixieBare, false);
+    assert_eq!(host.sh("command -v dockerd || echo none"), "none\n");
+    lifecycle_on_debian_13(&host, "trixie-bare", &["--engine-install-method", "distro"]);
+    assert!(
+        host.sh("dpkg-query -W -f '${Status}' docker.io")
+            .contains("installed")
+    );
 }

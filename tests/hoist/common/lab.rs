@@ -1,4 +1,4 @@
-//! The lab from the tests: real Debian 12 hosts (systemd, sshd, dockerd) started by `lab/lab`.
+//! The lab from the tests: real Debian 12 and 13 hosts (systemd, sshd, dockerd) started by `lab/lab`.
 //!
 //! Lab tests are `#[ignore]`d with the reason, so a plain `cargo test` lists them as ignored;
 //! `lab/test` runs them (`--include-ignored`, `HOIST_LAB=1`). A lab test run without
@@ -29,11 +29,12 @@ pub fn require() {
 fn prepare() {
     static READY: OnceLock<()> = OnceLock::new();
     READY.get_or_init(|| {
-        for variant in ["docker", "bare"] {
-            let out = lab(&["image", variant]);
+        for variant in Variant::ALL {
+            let (name, release) = variant.image();
+            let out = lab(&["image", name, release]);
             assert!(
                 out.status.success(),
-                "lab image {variant} failed: {}",
+                "lab image {name} {release} failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
@@ -56,6 +57,29 @@ pub enum Variant {
     Docker,
     /// Debian 12 without Docker.
     Bare,
+    /// Debian 13 (trixie) with its docker.io (a newer Engine and API than Debian 12's).
+    TrixieDocker,
+    /// Debian 13 without Docker.
+    TrixieBare,
+}
+
+impl Variant {
+    const ALL: [Variant; 4] = [
+        Variant::Docker,
+        Variant::Bare,
+        Variant::TrixieDocker,
+        Variant::TrixieBare,
+    ];
+
+    /// The lab's image variant and Debian release.
+    fn image(self) -> (&'static str, &'static str) {
+        match self {
+            Variant::Docker => ("docker", "12"),
+            Variant::Bare => ("bare", "12"),
+            Variant::TrixieDocker => ("docker", "13"),
+            Variant::TrixieBare => ("bare", "13"),
+        }
+    }
 }
 
 /// A lab host, removed when dropped (also when the test fails).
@@ -81,12 +105,18 @@ impl LabHost {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
-        let v = match variant {
-            Variant::Docker => "docker",
-            Variant::Bare => "bare",
-        };
+        let (v, release) = variant.image();
         let count = n.to_string();
-        let mut args = vec!["up", &count, "--variant", v, "--prefix", &prefix];
+        let mut args = vec![
+            "up",
+            &count,
+            "--variant",
+            v,
+            "--release",
+            release,
+            "--prefix",
+            &prefix,
+        ];
         if users {
             args.push("--users");
         }
