@@ -1665,7 +1665,7 @@ fn doctor_names_each_broken_part_of_a_machine() {
     // A server certificate without the address, then one that has ended.
     let regenerated_ok = |sb: &Sandbox| {
         sb.ok(&["regenerate-certs", "-f", "doc"]);
-        doctor_passes(&sb, "doc");
+        doctor_passes(sb, "doc");
     };
     for (names, start, end, expected) in [
         (
