@@ -8,6 +8,10 @@
   and the seconds moto took to answer, by action: GET /_hoist/seconds; and each call's parameters
   (all but Action and Version), in order: GET /_hoist/requests.
 - POST /_hoist/public-ips?ips=A,B replaces the pool of public addresses.
+- POST /_hoist/reset?ips=A,B forgets everything (moto's state: instances, key pairs, groups, IAM;
+  and the counts, requests, faults, client tokens), with a new pool: tests that share one server
+  each begin on a fresh one.
+- --exit-with-stdin: the server ends when its standard input closes (its test process ended).
 - Faults, each for the next N calls of one action (POST /_hoist/fault?action=A&count=N&kind=K):
   kind=throttle answers 503 RequestLimitExceeded without doing the call; kind=lost does the call
   and then answers 500 InternalError, as when an answer is lost on the way; kind=slow does the
@@ -18,12 +22,14 @@
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
 from urllib.parse import parse_qs
 
 import moto.ec2.models.elastic_network_interfaces as enis
+from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 
@@ -35,6 +41,7 @@ pool = []
 faults = {}
 tokens = {}
 requests = []
+handed = {"next": 0}
 
 
 def error_body(code, message):
@@ -133,6 +140,13 @@ class Wrapper:
                 scopes.clear()
                 seconds.clear()
                 data = b"{}"
+            elif path == "/_hoist/reset":
+                moto_api_backend.reset()
+                for state in (calls, requests, scopes, seconds, faults, tokens):
+                    state.clear()
+                pool[:] = [ip for ip in arg("ips").split(",") if ip]
+                handed["next"] = 0
+                data = b"{}"
             elif path == "/_hoist/fault":
                 faults[arg("action")] = {
                     "kind": arg("kind", "throttle"),
@@ -152,9 +166,17 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--public-ips", default="", help="comma-separated lab host addresses")
+    parser.add_argument("--exit-with-stdin", action="store_true", help="end when stdin closes")
     args = parser.parse_args()
     pool[:] = [ip for ip in args.public_ips.split(",") if ip]
-    handed = {"next": 0}
+    if args.exit_with_stdin:
+
+        def exit_at_eof():
+            while sys.stdin.buffer.read(4096):
+                pass
+            os._exit(0)
+
+        threading.Thread(target=exit_at_eof, daemon=True).start()
 
     def lab_public_ip():
         # No pool: no public address a test could ever contact by mistake.
