@@ -31,6 +31,7 @@ pub const BUILTIN: Builtin = Builtin {
     flags,
     open,
     prefetch: None,
+    runs_here: false,
 };
 
 fn flags() -> Vec<Flag> {

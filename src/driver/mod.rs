@@ -267,6 +267,9 @@ pub struct Builtin {
     pub open: OpenFn,
     /// For drivers whose state comes from an API that answers for many machines in one call.
     pub prefetch: Option<PrefetchFn>,
+    /// Whether its machines run on this computer (a local VM whose disk and process belong to
+    /// the machine directory), so that they cannot move to another store.
+    pub runs_here: bool,
 }
 
 /// The drivers hoist builds in. A new built-in driver is one module and one line here.
@@ -276,6 +279,11 @@ pub static BUILTIN_DRIVERS: &[Builtin] = &[
     qemu::BUILTIN,
     amazonec2::BUILTIN,
 ];
+
+/// Whether the machines of the driver `name` run on this computer (see [`Builtin::runs_here`]).
+pub fn runs_here(name: &str) -> bool {
+    builtin(name).is_some_and(|b| b.runs_here)
+}
 
 /// Whether the driver `name` asks about many machines at once (see [`prefetch`]).
 pub fn prefetches(name: &str) -> bool {

@@ -68,6 +68,12 @@ pub struct ExportOptions {
 pub async fn export(ctx: &Context, name: &str, opts: &ExportOptions) -> Result<Vec<u8>> {
     let _lock = crate::machine::lock_machine(ctx, name).await?;
     let host = ctx.store.load(name)?;
+    if crate::driver::runs_here(&host.driver_name) {
+        return Err(Error::Other(format!(
+            "cannot export machine \"{name}\": it is a {} VM on this computer, whose disk and process stay here; export moves machines that run elsewhere (generic, amazonec2, plugin drivers)",
+            host.driver_name
+        )));
+    }
     let dir = ctx.store.machine_dir(name);
     let read = |path: &std::path::Path| {
         std::fs::read(path).map_err(|e| {

@@ -257,3 +257,30 @@ fn hostile_foreign_and_corrupt_archives_are_refused_and_nothing_is_written() {
         "{err}"
     );
 }
+
+#[test]
+fn a_local_vm_is_not_exported() {
+    // A qemu machine's directory holds its disk (here 64 MiB, sparse; gigabytes in use): export
+    // refuses at once, before reading any of it, and writes no archive.
+    let sb = Sandbox::new();
+    sb.create_none("vm", "tcp://127.0.0.1:1");
+    let dir = sb.store_path().join("machines/vm");
+    let config = dir.join("config.json");
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&fs::read(&config).unwrap()).unwrap();
+    record["DriverName"] = "qemu".into();
+    fs::write(&config, serde_json::to_vec_pretty(&record).unwrap()).unwrap();
+    fs::File::create(dir.join("disk.qcow2"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let before = sb.snapshot();
+    let out_file = sb.dir.path().join("vm.tar");
+    let err = sb.fails(&["export", "vm", "-o", out_file.to_str().unwrap()]);
+    assert_eq!(
+        err,
+        "cannot export machine \"vm\": it is a qemu VM on this computer, whose disk and process stay here; export moves machines that run elsewhere (generic, amazonec2, plugin drivers)\n"
+    );
+    assert!(!out_file.exists());
+    assert_eq!(sb.snapshot(), before);
+}

@@ -50,6 +50,7 @@ pub const BUILTIN: Builtin = Builtin {
     flags,
     open,
     prefetch: Some(fleet::prefetch_boxed),
+    runs_here: false,
 };
 
 fn open(config: &Map<String, Value>, env: &DriverEnv) -> Result<Box<dyn Driver>, DriverError> {

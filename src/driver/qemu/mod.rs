@@ -42,6 +42,7 @@ pub const BUILTIN: Builtin = Builtin {
     flags,
     open,
     prefetch: None,
+    runs_here: true,
 };
 
 fn flags() -> Vec<Flag> {
