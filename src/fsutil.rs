@@ -111,6 +111,14 @@ pub fn path_dirs() -> Vec<PathBuf> {
         .unwrap_or_default()
 }
 
+/// The first executable file named `program` in the directories of `PATH`.
+pub fn find_in_path(program: &str) -> Option<PathBuf> {
+    path_dirs()
+        .into_iter()
+        .map(|dir| dir.join(program))
+        .find(|p| is_executable(p))
+}
+
 /// Whether `path` is an executable file.
 pub fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;

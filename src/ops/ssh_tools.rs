@@ -15,14 +15,6 @@ pub const KNOWN_HOSTS: &str = "known_hosts";
 pub const KNOWN_HOSTS_PAIR: &str = "known_hosts.pair";
 
 /// Finds a program on `$PATH`.
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_string_lossy()
-        .split(':')
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
-}
-
 /// A machine reached over SSH: its endpoint and pinned key, in a known_hosts file.
 #[derive(Debug, Clone)]
 struct SshMachine {
@@ -272,7 +264,7 @@ pub async fn ssh(ctx: &Context, name: &str, args: &[String]) -> Result<SshRun> {
         )));
     }
     let m = machine(ctx, name).await?;
-    let ssh_installed = which("ssh").is_some();
+    let ssh_installed = crate::fsutil::find_in_path("ssh").is_some();
     if ctx.native_ssh || !ssh_installed {
         let command = native_command(args, ssh_installed)?;
         let status = native_ssh(ctx, &m, &command).await?;

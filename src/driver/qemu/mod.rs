@@ -683,9 +683,7 @@ impl Qemu {
         }
         let found = match c.binary.contains('/') {
             true => crate::fsutil::is_executable(Path::new(&c.binary)),
-            false => crate::fsutil::path_dirs()
-                .iter()
-                .any(|dir| crate::fsutil::is_executable(&dir.join(&c.binary))),
+            false => crate::fsutil::find_in_path(&c.binary).is_some(),
         };
         if !found {
             return Err(DriverError::Config(format!(
