@@ -14,7 +14,6 @@ pub const KNOWN_HOSTS: &str = "known_hosts";
 /// The known_hosts of two machines, for `scp` between them (in the first one's directory).
 pub const KNOWN_HOSTS_PAIR: &str = "known_hosts.pair";
 
-/// Finds a program on `$PATH`.
 /// A machine reached over SSH: its endpoint and pinned key, in a known_hosts file.
 #[derive(Debug, Clone)]
 struct SshMachine {
