@@ -7,10 +7,6 @@
 //! and caps what it reads of an answer (8 KiB of head, 1 MiB of body): a compromised machine
 //! holds a valid certificate, and its daemon's answers are not trusted.
 
-/// Where hoist's systemd drop-in for dockerd goes on a host (written by provisioning; the qemu
-/// driver's first boot keeps Docker waiting for it).
-pub const HOST_DROPIN_PATH: &str = "/etc/systemd/system/docker.service.d/10-machine.conf";
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -27,6 +23,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsConnector;
 
 use crate::cert::CertPaths;
+
+/// Where hoist's systemd drop-in for dockerd goes on a host (written by provisioning; the qemu
+/// driver's first boot keeps Docker waiting for it). Here, below both, so that drivers may name it.
+pub const HOST_DROPIN_PATH: &str = "/etc/systemd/system/docker.service.d/10-machine.conf";
 
 pub mod swarm;
 

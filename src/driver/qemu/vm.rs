@@ -103,10 +103,10 @@ pub async fn make_seed(
 ) -> Result<(), DriverError> {
     // Only what hoist needs, so that the first boot is short under emulation: the hostname, root
     // with the key, one (ed25519) host key; the image's config and final modules are left out
-    // (hoist provisions Docker over SSH). Until hoist has configured Docker, a Docker that the image starts at boot would only be
-    // restarted by provisioning (after its seconds of start-up under emulation, which the
-    // restart waits for): on a boot before the drop-in exists it waits for it (a runtime
-    // condition, gone at the next boot).
+    // (hoist provisions Docker over SSH). Until hoist has configured Docker, a Docker that the
+    // image starts at boot would only be restarted by provisioning (after its seconds of
+    // start-up under emulation, which the restart waits for): on a boot before the drop-in
+    // exists it waits for it (a runtime condition, gone at the next boot).
     let dropin = crate::engine::HOST_DROPIN_PATH;
     let wait_for_dropin = format!(
         "test -e {dropin} || {{ mkdir -p /run/systemd/system/docker.service.d && printf '[Unit]\\nConditionPathExists={dropin}\\n' > /run/systemd/system/docker.service.d/hoist-first-boot.conf && systemctl daemon-reload; }}"
