@@ -31,6 +31,63 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
+/// One file of a [`write_pair`]: its path, contents and mode.
+pub type PairFile<'a> = (&'a Path, &'a [u8], u32);
+
+/// Writes two files that belong together (a certificate and its key) so that a crash at any
+/// point leaves, once [`settle_pair`] has run, both old files or both new ones — never a
+/// certificate with another's key. Both are first written beside their targets (see
+/// [`pending_path`]); then `first` is renamed over its target, then `second`. The caller holds
+/// the lock that guards both paths, and [`settle_pair`]s them under it before reading them.
+pub fn write_pair(first: PairFile, second: PairFile) -> io::Result<()> {
+    settle_pair(first.0, second.0)?;
+    for (path, data, mode) in [first, second] {
+        write_atomic(&pending_path(path), data, mode)?;
+    }
+    settle_pair(first.0, second.0)
+}
+
+/// Where [`write_pair`] stages the new contents of `path`: `.NAME.next` beside it.
+pub fn pending_path(path: &Path) -> PathBuf {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    path.with_file_name(format!(".{name}.next"))
+}
+
+/// The files that hold what `first` and `second` contain once [`settle_pair`] has run: the
+/// staged ones when the second was staged (so the first was too: it is staged first, and renamed
+/// first), the targets otherwise.
+pub fn settled_paths(first: &Path, second: &Path) -> (PathBuf, PathBuf) {
+    let (first_next, second_next) = (pending_path(first), pending_path(second));
+    if !second_next.exists() {
+        return (first.to_path_buf(), second.to_path_buf());
+    }
+    match first_next.exists() {
+        true => (first_next, second_next),
+        false => (first.to_path_buf(), second_next),
+    }
+}
+
+/// Finishes a [`write_pair`] that was interrupted once both files were staged, and abandons one
+/// interrupted before (its staged first file is removed: the old pair stays).
+pub fn settle_pair(first: &Path, second: &Path) -> io::Result<()> {
+    let (first_from, second_from) = settled_paths(first, second);
+    if second_from == second {
+        return match fs::remove_file(pending_path(first)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    // Each rename is made durable before the next, so that no crash finds the second renamed
+    // and the first not.
+    for (from, to) in [(first_from, first), (second_from, second)] {
+        if from != to {
+            fs::rename(&from, to)?;
+            sync_dir(to.parent().unwrap_or(Path::new(".")))?;
+        }
+    }
+    Ok(())
+}
+
 /// A temporary name beside `path` that no one can guess and that names this process, so that
 /// [`remove_stale_temp_files`] removes what is left there once the process is gone.
 pub fn temp_path(path: &Path) -> io::Result<PathBuf> {
@@ -128,6 +185,61 @@ pub fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every state a crash can leave a [`write_pair`] in settles to one whole pair, and
+    /// [`settled_paths`] names it before anything is moved.
+    #[test]
+    fn an_interrupted_pair_settles_whole() {
+        let read = |p: &Path| fs::read_to_string(p).unwrap();
+        // Steps of write_pair after the old pair: stage key, stage cert, rename key, rename cert.
+        for (crashed_after, expected) in
+            [(0, "old"), (1, "old"), (2, "new"), (3, "new"), (4, "new")]
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+            write_atomic(&key, b"old", 0o600).unwrap();
+            write_atomic(&cert, b"old", 0o644).unwrap();
+            let steps: [&dyn Fn(); 4] = [
+                &|| write_atomic(&pending_path(&key), b"new", 0o600).unwrap(),
+                &|| write_atomic(&pending_path(&cert), b"new", 0o644).unwrap(),
+                &|| fs::rename(pending_path(&key), &key).unwrap(),
+                &|| fs::rename(pending_path(&cert), &cert).unwrap(),
+            ];
+            steps.iter().take(crashed_after).for_each(|step| step());
+            let (key_from, cert_from) = settled_paths(&key, &cert);
+            assert_eq!(
+                (read(&key_from).as_str(), read(&cert_from).as_str()),
+                (expected, expected)
+            );
+            settle_pair(&key, &cert).unwrap();
+            assert_eq!(
+                (read(&key).as_str(), read(&cert).as_str()),
+                (expected, expected),
+                "after step {crashed_after}"
+            );
+            assert_eq!(
+                fs::read_dir(dir.path()).unwrap().count(),
+                2,
+                "after step {crashed_after}"
+            );
+            assert_eq!(
+                fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+    }
+
+    #[test]
+    fn a_pair_is_written_and_rewritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (key, cert) = (dir.path().join("key.pem"), dir.path().join("cert.pem"));
+        for contents in [b"one", b"two"] {
+            write_pair((&key, contents, 0o600), (&cert, contents, 0o644)).unwrap();
+            assert_eq!(fs::read(&key).unwrap(), contents);
+            assert_eq!(fs::read(&cert).unwrap(), contents);
+            assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+        }
+    }
 
     #[test]
     fn atomic_write_replaces_and_sets_mode() {

@@ -123,6 +123,7 @@ pub fn bootstrap(
         fsutil::remove_stale_temp_files(dir);
     }
 
+    settle(paths)?;
     let mut ca_renewed = false;
     match read_cert_state(&paths.ca_cert)? {
         CertState::Valid => {}
@@ -237,11 +238,25 @@ fn write_pair(
     key_path: &Path,
     key_pem: &str,
 ) -> Result<(), CertError> {
-    // Key first: a crash in between leaves a key without its certificate, which the next bootstrap
-    // (holding the same lock) replaces, never a certificate without its key.
-    for (path, data, mode) in [(key_path, key_pem, 0o600), (cert_path, cert_pem, 0o644)] {
-        fsutil::write_atomic(path, data.as_bytes(), mode).map_err(|source| CertError::Write {
-            path: path.into(),
+    fsutil::write_pair(
+        (key_path, key_pem.as_bytes(), 0o600),
+        (cert_path, cert_pem.as_bytes(), 0o644),
+    )
+    .map_err(|source| CertError::Write {
+        path: cert_path.into(),
+        source,
+    })
+}
+
+/// Settles the CA's and the client certificate's pairs that a killed [`write_pair`] left (see
+/// [`fsutil::settle_pair`]); the caller holds the store's certificate lock.
+pub fn settle(paths: &CertPaths) -> Result<(), CertError> {
+    for (cert_path, key_path) in [
+        (&paths.ca_cert, &paths.ca_key),
+        (&paths.client_cert, &paths.client_key),
+    ] {
+        fsutil::settle_pair(key_path, cert_path).map_err(|source| CertError::Write {
+            path: cert_path.into(),
             source,
         })?;
     }

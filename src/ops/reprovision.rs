@@ -72,21 +72,28 @@ fn regenerate_client_certs(ctx: &Context, names: &[String], report: &dyn Reporte
     let previous = certs.join(layout::CA_PREVIOUS);
     {
         let _lock = ctx.store.lock_certs()?;
-        if previous.exists() {
+        cert::settle(&paths)?;
+        let current = std::fs::read(&paths.ca_cert).ok();
+        // A rotation is under way once the previous CA is kept and the current one differs
+        // from it (a command killed between the two steps left the previous CA current).
+        if previous.exists() && std::fs::read(&previous).ok() != current {
             report.info(
                 "Continuing the CA rotation under way: daemons trust the previous CA until it ends",
             );
-            return Ok(());
-        }
-        report.info("Regenerating local certificates");
-        if let Ok(old) = std::fs::read(&paths.ca_cert) {
-            crate::fsutil::write_atomic(&previous, &old, 0o644)
-                .map_err(|e| Error::Other(format!("cannot write {}: {e}", previous.display())))?;
-        }
-        for file in [&paths.ca_cert, &paths.client_cert] {
-            let _ = std::fs::remove_file(file);
+        } else {
+            report.info("Regenerating local certificates");
+            if let Some(old) = current {
+                crate::fsutil::write_atomic(&previous, &old, 0o644).map_err(|e| {
+                    Error::Other(format!("cannot write {}: {e}", previous.display()))
+                })?;
+            }
+            for file in [&paths.ca_cert, &paths.client_cert] {
+                let _ = std::fs::remove_file(file);
+            }
         }
     }
+    // Makes the CA and client certificate that are missing: the new ones, or those a command
+    // killed after removing the old ones did not make.
     cert::bootstrap(&ctx.store, &paths, &Context::username())?;
     let others: Vec<String> = ctx
         .store

@@ -211,27 +211,21 @@ pub fn copy_client_certs(ctx: &Context, host: &Host) -> Result<()> {
 
 fn copy_client_certs_locked(ctx: &Context, host: &Host) -> Result<()> {
     let paths = crate::machine::cert_paths(host);
+    cert::settle(&paths)?;
     let dir = ctx.store.machine_dir(&host.name);
-    for (src, name) in [
-        (&paths.ca_cert, layout::CA_CERT),
-        (&paths.client_cert, layout::CLIENT_CERT),
-        (&paths.client_key, layout::CLIENT_KEY),
-    ] {
-        // The CA copy is what the docker CLI trusts: both CAs during a rotation.
-        let data = match name {
-            layout::CA_CERT => cert::trust_bundle(&paths)?,
-            _ => std::fs::read(src)
-                .map_err(|e| Error::Other(format!("cannot read {}: {e}", src.display())))?,
-        };
-        let mode = if name == layout::CLIENT_KEY {
-            0o600
-        } else {
-            0o644
-        };
-        crate::fsutil::write_atomic(&dir.join(name), &data, mode)
-            .map_err(|e| Error::Other(format!("cannot write {}: {e}", dir.join(name).display())))?;
-    }
-    Ok(())
+    let read = |src: &std::path::Path| {
+        std::fs::read(src).map_err(|e| Error::Other(format!("cannot read {}: {e}", src.display())))
+    };
+    // The CA copy is what the docker CLI trusts: both CAs during a rotation.
+    let ca = dir.join(layout::CA_CERT);
+    crate::fsutil::write_atomic(&ca, &cert::trust_bundle(&paths)?, 0o644)
+        .map_err(|e| Error::Other(format!("cannot write {}: {e}", ca.display())))?;
+    let (key, cert) = (dir.join(layout::CLIENT_KEY), dir.join(layout::CLIENT_CERT));
+    crate::fsutil::write_pair(
+        (&key, &read(&paths.client_key)?, 0o600),
+        (&cert, &read(&paths.client_cert)?, 0o644),
+    )
+    .map_err(|e| Error::Other(format!("cannot write {}: {e}", cert.display())))
 }
 
 /// Generates the machine's server certificate (SANs: `--tls-san`, IP, localhost) and copies the

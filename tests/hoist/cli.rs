@@ -2108,31 +2108,6 @@ fn doctor_checks_a_none_machine_and_names_a_closed_engine_port() {
     assert_eq!(sb.snapshot(), before, "doctor writes nothing");
 }
 
-/// Runs hoist to its end and returns its output and peak resident memory in KiB (`wait4`'s
-/// rusage of that one process).
-#[expect(
-    clippy::zombie_processes,
-    reason = "the child is reaped by wait4 below, which also gives its rusage"
-)]
-fn run_measured(sb: &Sandbox, args: &[&str]) -> (String, String, i64) {
-    use std::io::Read;
-    let mut child = sb.spawn(args, true);
-    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        err.read_to_string(&mut text).unwrap();
-        text
-    });
-    let mut text = String::new();
-    out.read_to_string(&mut text).unwrap();
-    let mut status = 0;
-    // SAFETY: plain wait4 on our own child, with zeroed out-parameters.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    assert_eq!(pid, child.id() as i32);
-    (text, reader.join().unwrap(), usage.ru_maxrss)
-}
-
 #[test]
 fn endless_answers_are_cut_at_the_caps_with_little_memory_and_the_other_rows_kept() {
     // A compromised machine holds a valid certificate: its daemon may stream for ever. hoist
@@ -2171,16 +2146,14 @@ fn endless_answers_are_cut_at_the_caps_with_little_memory_and_the_other_rows_kep
         })
         .collect();
     let started = std::time::Instant::now();
-    let (out, err, peak_kib) = run_measured(
-        &sb,
-        &[
-            "ls",
-            "--timeout",
-            "20",
-            "--format",
-            "{{.Name}}|{{.State}}|{{.DockerVersion}}|{{.Error}}",
-        ],
-    );
+    let (output, peak_kib) = sb.run_peak_memory(&[
+        "ls",
+        "--timeout",
+        "20",
+        "--format",
+        "{{.Name}}|{{.State}}|{{.DockerVersion}}|{{.Error}}",
+    ]);
+    let (out, err) = (common::stdout(&output), common::stderr(&output));
     assert_eq!(err, "");
     let rows: Vec<&str> = out.lines().collect();
     assert_eq!(rows.len(), 5, "{out}");

@@ -1,6 +1,7 @@
-//! Crash safety: hoist killed with SIGKILL at random moments of create and rm never leaves a
-//! record that does not parse, a half-written key or certificate, or a lock that blocks the next
-//! command. (The lab tests do the same for provision and regenerate-certs.)
+//! Crash safety: hoist killed with SIGKILL at random moments of create and rm, or just before
+//! each rename(2) of a CA renewal and of a CA rotation's start, never leaves a record that does
+//! not parse, a half-written key or certificate, a certificate with another's key, or a lock that
+//! blocks the next command. (The lab tests do the same for provision and regenerate-certs.)
 
 use crate::common;
 
@@ -65,4 +66,153 @@ fn sigkill_during_create_and_rm_never_corrupts_the_store() {
     let daemon = common::FakeDaemon::start(&sb, "1.0", common::Behaviour::Answer);
     sb.ok(&["create", "-d", "none", "--url", &daemon.url(), "final"]);
     sb.ok(&["env", "final"]);
+}
+
+/// A kill just before each rename of a create that renews an expired CA — the CA's, the client
+/// certificate's and the machine directory's pairs are rewritten, the record saved — leaves every
+/// certificate with its own key, and the next create works over mutual TLS.
+#[test]
+fn a_kill_at_each_rename_of_a_ca_renewal_leaves_whole_pairs() {
+    let sb = Sandbox::new();
+    let template = sb.dir.path().join("template");
+    write_expired_ca(&template.join("certs"));
+    let restore = || {
+        let _ = std::fs::remove_dir_all(sb.store_path());
+        copy_dir(&template, &sb.store_path());
+    };
+    let args = ["create", "-d", "none", "--url", "tcp://127.0.0.1:1", "new"];
+    let killed = sb.kill_at_each_rename(&args, restore, |n| {
+        // Killed between the CA and the client certificate, the client certificate is the
+        // previous CA's: the next command remakes it (checked below), so only pairs are checked.
+        common::check_pairs(&sb);
+        // The next command settles what the kill left and makes what is missing; a daemon
+        // with a certificate of the CA it leaves accepts the client certificate.
+        sb.create_none("after", "tcp://127.0.0.1:1");
+        let daemon = common::FakeDaemon::start(&sb, "27.0.1", common::Behaviour::Answer);
+        sb.create_none("tls", &daemon.url());
+        assert_eq!(
+            sb.ok(&[
+                "ls",
+                "--filter",
+                "name=tls",
+                "--format",
+                "{{.State}} {{.DockerVersion}}"
+            ]),
+            "Running v27.0.1\n",
+            "after a kill before rename {n}"
+        );
+        common::check_store(&sb);
+    });
+    eprintln!("killed before each of {killed} renames");
+    // CA pair, client pair and the machine directory's pair: two staged files and two renames each.
+    assert!(
+        killed >= 12,
+        "only {killed} renames: the renewal did not run"
+    );
+    assert!(sb.store().certs_dir().join("ca.pem").exists());
+    common::check_store(&sb);
+}
+
+/// A CA (and a client certificate it signed) that ended yesterday, written to `dir`.
+fn write_expired_ca(dir: &std::path::Path) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let yesterday = time::OffsetDateTime::now_utc() - time::Duration::days(1);
+    let named = |org: &str| {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::OrganizationName, org);
+        params
+    };
+    let mut ca = named("tester");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.not_before = yesterday - time::Duration::days(365);
+    ca.not_after = yesterday;
+    let ca_key = KeyPair::generate().unwrap();
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let mut client = named("tester.<bootstrap>");
+    client.not_before = ca.not_before;
+    client.not_after = yesterday;
+    let client_key = KeyPair::generate().unwrap();
+    let client_cert = client
+        .signed_by(&client_key, &Issuer::from_params(&ca, &ca_key))
+        .unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, pem) in [
+        ("ca.pem", ca_cert.pem()),
+        ("ca-key.pem", ca_key.serialize_pem()),
+        ("cert.pem", client_cert.pem()),
+        ("key.pem", client_key.serialize_pem()),
+    ] {
+        std::fs::write(dir.join(name), pem).unwrap();
+    }
+}
+
+/// A kill just before each rename of `regenerate-certs --client-certs` (the start of a CA
+/// rotation) leaves whole pairs, and running it again starts the rotation it began: a new CA,
+/// with the one before it kept as the previous CA.
+#[test]
+fn a_kill_at_each_rename_of_a_ca_rotation_start_is_finished_by_the_next_run() {
+    let sb = Sandbox::new();
+    sb.create_none("m", "tcp://127.0.0.1:1");
+    let certs = sb.store().certs_dir();
+    let first_ca = std::fs::read(certs.join("ca.pem")).unwrap();
+    let template = sb.dir.path().join("template");
+    copy_dir(&sb.store_path(), &template);
+    let args = ["regenerate-certs", "-f", "--client-certs", "m"];
+    let killed = sb.kill_at_each_rename(
+        &args,
+        || {
+            let _ = std::fs::remove_dir_all(sb.store_path());
+            copy_dir(&template, &sb.store_path());
+        },
+        |n| {
+            common::check_pairs(&sb);
+            // The machine is not provisioned (none driver): the run ends in an error after the
+            // store's part of the rotation.
+            let out = sb.run(&args);
+            assert!(
+                common::stderr(&out).contains("uses the none driver"),
+                "{}",
+                common::stderr(&out)
+            );
+            let ca = std::fs::read(certs.join("ca.pem"));
+            assert!(
+                ca.is_ok_and(|ca| ca != first_ca),
+                "after a kill before rename {n}, the next run made no new CA"
+            );
+            assert_eq!(
+                std::fs::read(certs.join("ca-previous.pem")).unwrap(),
+                first_ca,
+                "after a kill before rename {n}"
+            );
+            common::check_pairs(&sb);
+        },
+    );
+    eprintln!("killed before each of {killed} renames");
+    assert!(
+        killed >= 9,
+        "only {killed} renames: the rotation did not run"
+    );
+}
+
+/// Copies the directory `from` to `to` as it is (`cp -a`).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
 }

@@ -878,6 +878,18 @@ fn sigkill_during_provision_and_regenerate_certs() {
         mid_operation > 0,
         "no kill landed while provisioning ran: the test proved nothing (see the seed above)"
     );
+    // Killed just before each rename regenerate-certs makes (the record, the machine
+    // directory's copies, the new server certificate and key), the store keeps whole pairs.
+    let killed = sb.kill_at_each_rename(
+        &["regenerate-certs", "-f", "k"],
+        || {},
+        |_| common::check_store(&sb),
+    );
+    eprintln!("regenerate-certs killed before each of its {killed} renames");
+    assert!(
+        killed >= 9,
+        "only {killed} renames: regenerate-certs did not run"
+    );
     // No lock blocks the next command, and the machine comes back fully.
     let out = sb.run(&["provision", "k"]);
     common::assert_ok(&out, "hoist");
