@@ -213,17 +213,14 @@ fn copy_client_certs_locked(ctx: &Context, host: &Host) -> Result<()> {
     let paths = crate::machine::cert_paths(host);
     cert::settle(&paths)?;
     let dir = ctx.store.machine_dir(&host.name);
-    let read = |src: &std::path::Path| {
-        std::fs::read(src).map_err(|e| Error::Other(format!("cannot read {}: {e}", src.display())))
-    };
     // The CA copy is what the docker CLI trusts: both CAs during a rotation.
     let ca = dir.join(layout::CA_CERT);
     crate::fsutil::write_atomic(&ca, &cert::trust_bundle(&paths)?, 0o644)
         .map_err(|e| Error::Other(format!("cannot write {}: {e}", ca.display())))?;
     let (key, cert) = (dir.join(layout::CLIENT_KEY), dir.join(layout::CLIENT_CERT));
     crate::fsutil::write_pair(
-        (&key, &read(&paths.client_key)?, 0o600),
-        (&cert, &read(&paths.client_cert)?, 0o644),
+        (&key, &read_local(&paths.client_key)?, 0o600),
+        (&cert, &read_local(&paths.client_cert)?, 0o644),
     )
     .map_err(|e| Error::Other(format!("cannot write {}: {e}", cert.display())))
 }
@@ -255,14 +252,16 @@ pub fn machine_certs(
         auth.server_cert_path.as_ref(),
         auth.server_key_path.as_ref(),
     )?;
-    let read = |p: &std::path::Path| {
-        std::fs::read(p).map_err(|e| Error::Other(format!("cannot read {}: {e}", p.display())))
-    };
     Ok((
         cert::trust_bundle(&paths)?,
-        read(auth.server_cert_path.as_ref())?,
-        read(auth.server_key_path.as_ref())?,
+        read_local(auth.server_cert_path.as_ref())?,
+        read_local(auth.server_key_path.as_ref())?,
     ))
+}
+
+/// Reads a file of the store (a certificate or key), saying which one could not be read.
+fn read_local(path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Other(format!("cannot read {}: {e}", path.display())))
 }
 
 /// The last lines of the Docker daemon's journal on the host.

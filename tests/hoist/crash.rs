@@ -76,33 +76,33 @@ fn a_kill_at_each_rename_of_a_ca_renewal_leaves_whole_pairs() {
     let sb = Sandbox::new();
     let template = sb.dir.path().join("template");
     write_expired_ca(&template.join("certs"));
-    let restore = || {
-        let _ = std::fs::remove_dir_all(sb.store_path());
-        copy_dir(&template, &sb.store_path());
-    };
     let args = ["create", "-d", "none", "--url", "tcp://127.0.0.1:1", "new"];
-    let killed = sb.kill_at_each_rename(&args, restore, |n| {
-        // Killed between the CA and the client certificate, the client certificate is the
-        // previous CA's: the next command remakes it (checked below), so only pairs are checked.
-        common::check_pairs(&sb);
-        // The next command settles what the kill left and makes what is missing; a daemon
-        // with a certificate of the CA it leaves accepts the client certificate.
-        sb.create_none("after", "tcp://127.0.0.1:1");
-        let daemon = common::FakeDaemon::start(&sb, "27.0.1", common::Behaviour::Answer);
-        sb.create_none("tls", &daemon.url());
-        assert_eq!(
-            sb.ok(&[
-                "ls",
-                "--filter",
-                "name=tls",
-                "--format",
-                "{{.State}} {{.DockerVersion}}"
-            ]),
-            "Running v27.0.1\n",
-            "after a kill before rename {n}"
-        );
-        common::check_store(&sb);
-    });
+    let killed = sb.kill_at_each_rename(
+        &args,
+        || restore_store(&sb, &template),
+        |n| {
+            // Killed between the CA and the client certificate, the client certificate is the
+            // previous CA's: the next command remakes it (checked below), so only pairs are checked.
+            common::check_pairs(&sb);
+            // The next command settles what the kill left and makes what is missing; a daemon
+            // with a certificate of the CA it leaves accepts the client certificate.
+            sb.create_none("after", "tcp://127.0.0.1:1");
+            let daemon = common::FakeDaemon::start(&sb, "27.0.1", common::Behaviour::Answer);
+            sb.create_none("tls", &daemon.url());
+            assert_eq!(
+                sb.ok(&[
+                    "ls",
+                    "--filter",
+                    "name=tls",
+                    "--format",
+                    "{{.State}} {{.DockerVersion}}"
+                ]),
+                "Running v27.0.1\n",
+                "after a kill before rename {n}"
+            );
+            common::check_store(&sb);
+        },
+    );
     eprintln!("killed before each of {killed} renames");
     // CA pair, client pair and the machine directory's pair: two staged files and two renames each.
     assert!(
@@ -167,10 +167,7 @@ fn a_kill_at_each_rename_of_a_ca_rotation_start_is_finished_by_the_next_run() {
     let args = ["regenerate-certs", "-f", "--client-certs", "m"];
     let killed = sb.kill_at_each_rename(
         &args,
-        || {
-            let _ = std::fs::remove_dir_all(sb.store_path());
-            copy_dir(&template, &sb.store_path());
-        },
+        || restore_store(&sb, &template),
         |n| {
             common::check_pairs(&sb);
             // The machine is not provisioned (none driver): the run ends in an error after the
@@ -199,6 +196,12 @@ fn a_kill_at_each_rename_of_a_ca_rotation_start_is_finished_by_the_next_run() {
         killed >= 9,
         "only {killed} renames: the rotation did not run"
     );
+}
+
+/// Puts the sandbox's store back as `template` holds it.
+fn restore_store(sb: &Sandbox, template: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(sb.store_path());
+    copy_dir(template, &sb.store_path());
 }
 
 /// Copies the directory `from` to `to` as it is (`cp -a`).

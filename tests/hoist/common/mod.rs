@@ -192,7 +192,7 @@ impl Sandbox {
 
     /// Runs hoist with `args`, killed with SIGKILL just before the `n`th rename(2) it makes
     /// (tests/fixtures/kill-at-rename.c, preloaded); false when it made fewer and ended by itself.
-    pub fn run_killed_at_rename(&self, args: &[&str], n: usize) -> bool {
+    fn run_killed_at_rename(&self, args: &[&str], n: usize) -> bool {
         let out = self
             .command(&hoist_bin(), args)
             .env("LD_PRELOAD", kill_at_rename_shim())
