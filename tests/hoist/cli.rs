@@ -10,19 +10,7 @@ use common::{Behaviour, FakeDaemon, Sandbox, closed_port, stderr, stdout};
 
 fn fixture_store(sb: &Sandbox) {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dm-store");
-    copy_dir(&src, &sb.store_path());
-}
-
-fn copy_dir(src: &std::path::Path, dst: &std::path::Path) {
-    fs::create_dir_all(dst).unwrap();
-    for e in fs::read_dir(src).unwrap().flatten() {
-        let to = dst.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            fs::copy(e.path(), &to).unwrap();
-        }
-    }
+    common::copy_dir(&src, &sb.store_path());
 }
 
 /// The fixture stores stand for docker-machine's (RSA keys, its subjects and extensions), but
@@ -1229,7 +1217,7 @@ fn a_copied_machine_directory_is_its_own_machine() {
     let sb = Sandbox::new();
     sb.create_none("a", "tcp://127.0.0.1:1");
     let machines = sb.store_path().join("machines");
-    copy_dir(&machines.join("a"), &machines.join("b"));
+    common::copy_dir(&machines.join("a"), &machines.join("b"));
     let a_before = std::fs::read(machines.join("a/config.json")).unwrap();
     let out = sb.ok(&[
         "inspect",

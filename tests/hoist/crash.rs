@@ -163,7 +163,7 @@ fn a_kill_at_each_rename_of_a_ca_rotation_start_is_finished_by_the_next_run() {
     let certs = sb.store().certs_dir();
     let first_ca = std::fs::read(certs.join("ca.pem")).unwrap();
     let template = sb.dir.path().join("template");
-    copy_dir(&sb.store_path(), &template);
+    common::copy_dir(&sb.store_path(), &template);
     let args = ["regenerate-certs", "-f", "--client-certs", "m"];
     let killed = sb.kill_at_each_rename(
         &args,
@@ -201,21 +201,5 @@ fn a_kill_at_each_rename_of_a_ca_rotation_start_is_finished_by_the_next_run() {
 /// Puts the sandbox's store back as `template` holds it.
 fn restore_store(sb: &Sandbox, template: &std::path::Path) {
     let _ = std::fs::remove_dir_all(sb.store_path());
-    copy_dir(template, &sb.store_path());
-}
-
-/// Copies the directory `from` to `to` as it is (`cp -a`).
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "cp -a {} {}",
-        from.display(),
-        to.display()
-    );
+    common::copy_dir(template, &sb.store_path());
 }

@@ -229,6 +229,19 @@ impl Sandbox {
     }
 }
 
+/// Copies the directory `src` to `dst`, files with their permissions.
+pub fn copy_dir(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap();
+    for e in fs::read_dir(src).unwrap().flatten() {
+        let to = dst.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            fs::copy(e.path(), &to).unwrap();
+        }
+    }
+}
+
 /// The shim of tests/fixtures/kill-at-rename.c, compiled once per test process.
 fn kill_at_rename_shim() -> &'static Path {
     static SHIM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
