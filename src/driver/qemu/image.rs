@@ -117,10 +117,7 @@ pub async fn resolve(
     let file = cache.join(&name);
     // One download per image at a time; the others wait for it and use it.
     let lock_path = locks.join(format!("image-{name}.lock"));
-    let _lock = tokio::task::spawn_blocking(move || crate::fsutil::FileLock::acquire(&lock_path))
-        .await
-        .map_err(fail)?
-        .map_err(fail)?;
+    let _lock = super::blocking(move || crate::fsutil::FileLock::acquire(&lock_path)).await?;
     let checksum = match checksum {
         Some(sum) => sum.clone(),
         None => published_checksum(source).await?,

@@ -175,7 +175,7 @@ pub struct QemuDriver {
 }
 
 /// Runs a blocking wait (a file lock) off the async threads.
-async fn blocking<T, E>(
+pub(super) async fn blocking<T, E>(
     wait: impl FnOnce() -> Result<T, E> + Send + 'static,
 ) -> Result<T, DriverError>
 where
