@@ -21,7 +21,7 @@ use crate::ssh::{Remote, quote};
 use crate::store::config::{Host, Lifecycle};
 use crate::store::layout;
 
-use live_restore::LiveRestore;
+use live_restore::{DaemonState, LiveRestore};
 use os::Family;
 use systemd::LocalSocket;
 
@@ -95,6 +95,8 @@ struct Probe {
     os: os::OsRelease,
     dockerd: String,
     socket: LocalSocket,
+    /// The running daemon's state (`None`: no daemon runs).
+    daemon: Option<DaemonState>,
     /// hoist's systemd drop-in as the host has it (empty: none).
     dropin: String,
 }
@@ -103,7 +105,8 @@ async fn probe(remote: &Remote<'_>) -> Result<Probe> {
     let out = remote
         .root(
             &format!(
-                "cat /etc/os-release 2>/dev/null; echo '@@hoist@@'; command -v dockerd || true; echo '@@hoist@@'; systemctl is-enabled docker.socket 2>/dev/null || true; echo '@@hoist@@'; cat {} 2>/dev/null || true",
+                "cat /etc/os-release 2>/dev/null; echo '@@hoist@@'; command -v dockerd || true; echo '@@hoist@@'; systemctl is-enabled docker.socket 2>/dev/null || true; echo '@@hoist@@'; {}; echo; echo '@@hoist@@'; cat {} 2>/dev/null || true",
+                live_restore::DAEMON_INFO,
                 systemd::DROPIN_PATH
             ),
             None,
@@ -117,11 +120,13 @@ async fn probe(remote: &Remote<'_>) -> Result<Probe> {
         "enabled" | "static" | "indirect" | "enabled-runtime" => LocalSocket::SystemdSocket,
         _ => LocalSocket::Unix,
     };
+    let daemon = DaemonState::from_info(parts.next().unwrap_or(""));
     let dropin = parts.next().unwrap_or("").to_string();
     Ok(Probe {
         os,
         dockerd,
         socket,
+        daemon,
         dropin,
     })
 }
@@ -382,24 +387,6 @@ async fn provision_with(
     }
     let ip = machine.driver.ip().await?;
     let (ca, server_cert, server_key) = machine_certs(ctx, host, &ip, report)?;
-    // A daemon that runs already is restarted with live-restore: its containers keep running.
-    let live_restore = if probe.dockerd.is_empty() {
-        None
-    } else {
-        LiveRestore::enable(remote).await?
-    };
-    if live_restore.is_some() {
-        report.info("Live-restore is on for the restart: the containers keep running...");
-    }
-    report.info("Copying certs to the remote machine...");
-    remote
-        .upload_set(&[
-            (systemd::CA_REMOTE, &ca, "644"),
-            (systemd::SERVER_CERT_REMOTE, &server_cert, "644"),
-            (systemd::SERVER_KEY_REMOTE, &server_key, "600"),
-        ])
-        .await?;
-    report.info("Setting Docker configuration on the remote daemon...");
     let url = machine.docker_url().await?;
     let (_, url_port) = crate::engine::parse_tcp_url(&url)?;
     let port = machine.driver.engine_port_inside().unwrap_or(url_port);
@@ -407,41 +394,54 @@ async fn provision_with(
     let args = systemd::daemon_args(&dockerd, port, socket, engine, machine.driver.name());
     let env = engine.env.as_deref().unwrap_or(&[]);
     let setup = |e: String| Error::Other(format!("machine \"{}\": {e}", host.name));
-    let text = systemd::dropin(&args, env).map_err(setup)?;
-    if env.is_empty() {
-        remote
-            .root_ok(
-                "removing the old environment file",
-                &format!("rm -f {}", systemd::ENV_FILE_REMOTE),
-                None,
-            )
-            .await?;
-    } else {
-        let file = systemd::environment_file(env).map_err(setup)?;
-        remote
-            .upload(systemd::ENV_FILE_REMOTE, file.as_bytes(), "600")
-            .await?;
+    let dropin = systemd::dropin(&args, env).map_err(setup)?;
+    let env_file = match env.is_empty() {
+        true => None,
+        false => Some(systemd::environment_file(env).map_err(setup)?),
+    };
+    // A daemon that runs already is restarted with live-restore: its containers keep running.
+    let live_restore = match (&probe.daemon, probe.dockerd.is_empty()) {
+        (Some(daemon), false) => LiveRestore::enable(remote, daemon).await?,
+        _ => None,
+    };
+    if live_restore.is_some() {
+        report.info("Live-restore is on for the restart: the containers keep running...");
     }
-    // The drop-in is written, and systemd reloaded, only when it changed (a machine made from a
-    // snapshot has it already) or systemd has not read it; `enable` only where it is needed (on
-    // Debian it runs the SysV script's update-rc.d too): each costs seconds on a small VM. A
-    // restart is deliberate: systemd's start rate limit (which a reload used to reset) is reset.
-    let reload = match probe.dropin == text {
+    report.info("Copying certs to the remote machine...");
+    report.info("Setting Docker configuration on the remote daemon...");
+    // One command writes the certificates, the environment file and the drop-in (each round
+    // trip costs a fraction of a second on a small VM). The drop-in is written, and systemd
+    // reloaded, only when it changed (a machine made from a snapshot has it already) or systemd
+    // has not read it; `enable` only where it is needed (on Debian it runs the SysV script's
+    // update-rc.d too): each costs seconds on a small VM.
+    let mut files: Vec<(&str, &[u8], &str)> = vec![
+        (systemd::CA_REMOTE, &ca, "644"),
+        (systemd::SERVER_CERT_REMOTE, &server_cert, "644"),
+        (systemd::SERVER_KEY_REMOTE, &server_key, "600"),
+    ];
+    if let Some(file) = &env_file {
+        files.push((systemd::ENV_FILE_REMOTE, file.as_bytes(), "600"));
+    }
+    let reload = match probe.dropin == dropin {
         // Unless systemd has not read it yet (a run cut short after writing it).
         true => {
             "{ [ \"$(systemctl show -p NeedDaemonReload --value docker)\" = no ] || systemctl daemon-reload; } && "
         }
         false => {
-            remote
-                .upload(systemd::DROPIN_PATH, text.as_bytes(), "644")
-                .await?;
+            files.push((systemd::DROPIN_PATH, dropin.as_bytes(), "644"));
             "systemctl daemon-reload && "
         }
     };
+    remote.upload_set(&files).await?;
+    let old_env = match env_file {
+        None => format!("rm -f {} && ", systemd::ENV_FILE_REMOTE),
+        Some(_) => String::new(),
+    };
+    // A restart is deliberate: systemd's start rate limit (which a reload used to reset) is reset.
     let restart = remote
         .root(
             &format!(
-                "{reload}{{ systemctl is-enabled -q docker || systemctl enable docker >/dev/null 2>&1; }}; systemctl reset-failed docker 2>/dev/null; systemctl restart docker"
+                "{old_env}{reload}{{ systemctl is-enabled -q docker || systemctl enable docker >/dev/null 2>&1; }}; systemctl reset-failed docker 2>/dev/null; systemctl restart docker"
             ),
             None,
         )

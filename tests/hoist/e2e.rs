@@ -1080,15 +1080,18 @@ fn the_first_hour_on_a_stock_host() {
     );
     sb.ok(&["rm", "-y", "bad"]);
     // The host's daemon got bad's drop-in: web's provisioning puts its own back. The CA, server
-    // certificate and key are sent under temporary names and switched by one command.
+    // certificate, key and drop-in are written under temporary names and switched by the one
+    // command that wrote them all.
     let out = sb.run(&["--debug", "provision", "web"]);
     common::assert_ok(&out, "hoist");
+    let log = stderr(&out);
+    let writes: Vec<&str> = log.lines().filter(|l| l.contains(".hoist-new")).collect();
+    assert_eq!(writes.len(), 1, "{log}");
     assert!(
-        stderr(&out).contains(
-            "mv -f /etc/docker/ca.pem.hoist-new /etc/docker/ca.pem && mv -f /etc/docker/server.pem.hoist-new /etc/docker/server.pem && mv -f /etc/docker/server-key.pem.hoist-new /etc/docker/server-key.pem"
+        writes[0].contains(
+            "; mv -f /etc/docker/ca.pem.hoist-new /etc/docker/ca.pem; mv -f /etc/docker/server.pem.hoist-new /etc/docker/server.pem; mv -f /etc/docker/server-key.pem.hoist-new /etc/docker/server-key.pem; mv -f /etc/systemd/system/docker.service.d/10-machine.conf.hoist-new /etc/systemd/system/docker.service.d/10-machine.conf"
         ),
-        "{}",
-        stderr(&out)
+        "{log}"
     );
     assert_eq!(host.sh("ls /etc/docker | grep -c hoist-new || true"), "0\n");
     // The same machine three times in one command (as many as the runtime's workers and more):
