@@ -274,6 +274,9 @@ impl Session {
         deadline: Duration,
     ) -> Result<Session, SshError> {
         let started = std::time::Instant::now();
+        // Quick retries first (a host's sshd restarting or reloading is back within a fraction
+        // of a second), then one a second.
+        let mut pause = Duration::from_millis(100);
         loop {
             match Session::connect(target).await {
                 Ok(s) => return Ok(s),
@@ -291,7 +294,10 @@ impl Session {
                     });
                 }
                 Err(e) if started.elapsed() >= deadline => return Err(e),
-                Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
             }
         }
     }
