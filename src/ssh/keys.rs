@@ -139,6 +139,55 @@ pub(super) async fn authenticate(
     })
 }
 
+/// A new SSH host key: its type as in `/etc/ssh/ssh_host_TYPE_key`, and both files' text.
+pub struct HostKey {
+    pub kind: &'static str,
+    pub private: String,
+    pub public: String,
+}
+
+/// New host keys of the three types OpenSSH makes by default (RSA 3072 bits, ECDSA P-256,
+/// ed25519), from this computer's randomness, with `comment` (`root@NAME`). Made here rather than
+/// by `ssh-keygen` on a small or emulated host, where an RSA key takes seconds (6 s under
+/// software emulation here, and as uneven as its search for primes).
+pub fn make_host_keys(comment: &str) -> Result<Vec<HostKey>, SshError> {
+    use russh::keys::ssh_key::LineEnding;
+    use russh::keys::ssh_key::private::{KeypairData, RsaKeypair};
+    let fail = |e: &dyn std::fmt::Display| SshError::Key {
+        path: PathBuf::from("(a new host key)"),
+        reason: e.to_string(),
+    };
+    let mut rng = rand::rng();
+    let rsa = RsaKeypair::random(&mut rng, 3072).map_err(|e| fail(&e))?;
+    let keys = [
+        ("rsa", PrivateKey::new(KeypairData::from(rsa), comment)),
+        (
+            "ecdsa",
+            PrivateKey::random(
+                &mut rng,
+                Algorithm::Ecdsa {
+                    curve: russh::keys::EcdsaCurve::NistP256,
+                },
+            ),
+        ),
+        ("ed25519", PrivateKey::random(&mut rng, Algorithm::Ed25519)),
+    ];
+    keys.into_iter()
+        .map(|(kind, key)| {
+            let mut key = key.map_err(|e| fail(&e))?;
+            key.set_comment(comment);
+            Ok(HostKey {
+                kind,
+                private: key
+                    .to_openssh(LineEnding::LF)
+                    .map_err(|e| fail(&e))?
+                    .to_string(),
+                public: format!("{}\n", key.public_key().to_openssh().map_err(|e| fail(&e))?),
+            })
+        })
+        .collect()
+}
+
 /// Makes a new ed25519 key pair for a machine: the private key at `path` (0600) and the public
 /// one at `path.pub`; returns the public key line.
 pub fn make_key(path: &Path, comment: &str) -> Result<String, SshError> {
@@ -163,4 +212,47 @@ pub fn make_key(path: &Path, comment: &str) -> Result<String, SshError> {
     )
     .map_err(|e| fail(&e))?;
     Ok(public)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_keys_are_new_each_time_and_openssh_reads_them() {
+        use std::os::unix::fs::PermissionsExt;
+        let keys = make_host_keys("root@c1").unwrap();
+        let kinds: Vec<&str> = keys.iter().map(|k| k.kind).collect();
+        assert_eq!(kinds, ["rsa", "ecdsa", "ed25519"]);
+        let dir = tempfile::tempdir().unwrap();
+        for key in &keys {
+            let path = dir.path().join(format!("ssh_host_{}_key", key.kind));
+            std::fs::write(&path, &key.private).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+            // OpenSSH's own reading of the private key gives the public one.
+            let out = std::process::Command::new("ssh-keygen")
+                .arg("-y")
+                .arg("-f")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let derived = String::from_utf8_lossy(&out.stdout);
+            let derived: Vec<&str> = derived.split_whitespace().take(2).collect();
+            let public: Vec<&str> = key.public.split_whitespace().collect();
+            assert_eq!(derived, public[..2], "{}", key.kind);
+            assert_eq!(public[2], "root@c1");
+        }
+        let rsa = &keys[0].public;
+        assert!(rsa.starts_with("ssh-rsa "), "{rsa}");
+        assert!(keys[1].public.starts_with("ecdsa-sha2-nistp256 "));
+        let again = make_host_keys("root@c1").unwrap();
+        for (a, b) in keys.iter().zip(&again) {
+            assert_ne!(a.public, b.public, "{}", a.kind);
+        }
+    }
 }

@@ -85,6 +85,11 @@ fn identity(sb: &Sandbox, name: &str) -> Identity {
     }
 }
 
+/// The types of the host keys in `cat /etc/ssh/ssh_host_*_key.pub`.
+fn key_kinds(keys: &str) -> Vec<&str> {
+    keys.lines().filter_map(|l| l.split(' ').next()).collect()
+}
+
 /// One part of an [`Identity`].
 type Field = fn(&Identity) -> &String;
 
@@ -139,6 +144,7 @@ fn clones_of_one_golden_are_machines_of_their_own_and_the_golden_never_changes()
     );
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let source = identity(&sb, "src");
+    let source_keys = sb.ok(&["ssh", "src", "cat /etc/ssh/ssh_host_*_key.pub"]);
 
     // Bad inputs before there is a snapshot: one line each, nothing made.
     let snapshots = sb.store_path().join(".hoist/snapshots");
@@ -239,6 +245,19 @@ fn clones_of_one_golden_are_machines_of_their_own_and_the_golden_never_changes()
     for (name, id) in &ids {
         assert_eq!(id.hostname, *name);
         assert_eq!(docker_run(&sb, name, &tar), format!("hi from {name}\n"));
+        // Each of the golden's host key types (cloud-init made ed25519 alone) was replaced by
+        // one hoist made for this machine (ssh-keygen in the VM would have named the golden's
+        // host), and the pinned key is the one the machine serves.
+        let keys = sb.ok(&["ssh", name, "cat /etc/ssh/ssh_host_*_key.pub"]);
+        assert_eq!(key_kinds(&keys), key_kinds(&source_keys), "{keys}");
+        let comment = format!(" root@{name}");
+        assert!(keys.lines().all(|l| l.ends_with(&comment)), "{keys}");
+        let pinned = fs::read_to_string(sb.store().machine_dir(name).join("config.json")).unwrap();
+        assert!(
+            keys.lines()
+                .any(|l| pinned.contains(l.split(' ').nth(1).unwrap())),
+            "{name}'s pinned host key is none of {keys}"
+        );
     }
     let ls = sb.ok(&["snapshot", "ls"]);
     assert!(ls.starts_with("NAME "), "{ls}");

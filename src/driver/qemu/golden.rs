@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::vm::fail;
 use super::{DriverError, QemuDriver, qmp, vm};
+use crate::ssh::keys::HostKey;
 use crate::ssh::{Session, SshEndpoint, Target, quote};
 
 /// The golden's saved RAM and device state.
@@ -263,31 +264,64 @@ pub async fn load(golden_dir: &Path, dir: &Path, ssh_port: u16) -> Result<(), Dr
 /// What makes a machine made from a golden a different machine, run as root over SSH, first
 /// thing: the kernel's random generator gets this host's randomness and reseeds at once (a
 /// restored VM's generator is the golden's, so clones would otherwise draw the same numbers), the
-/// clock is set, and the golden's identities are replaced. Prints `no-reseed` where neither perl
-/// nor python3 can ask the kernel to reseed (the randomness is then only mixed in).
-fn identity_script(entropy: &str, now: u64, login_key: &str) -> String {
+/// clock is set, and the golden's identities are replaced: machine ID, login key, Docker's engine
+/// ID, and the SSH host keys by `host_keys` (their files follow one another on the script's
+/// standard input, each read by its exact length, before anything else runs), for each type the
+/// golden has; a type hoist did not make (DSA) is made by `ssh-keygen` there. Prints `no-reseed` where neither perl nor
+/// python3 can ask the kernel to reseed (the randomness is then only mixed in).
+fn identity_script(entropy: &str, now: u64, login_key: &str, host_keys: &[HostKey]) -> String {
+    // The keys are written first, so that no later command can take the script's input; over
+    // the golden's files, which keep their owner and mode. A type the golden has not is read
+    // and dropped.
+    let keys: String = host_keys
+        .iter()
+        .map(|key| {
+            let k = format!("/etc/ssh/ssh_host_{}_key", key.kind);
+            format!(
+                "if [ -e {k} ]; then head -c {} > {k}; head -c {} > {k}.pub; else head -c {} > /dev/null; fi\n",
+                key.private.len(),
+                key.public.len(),
+                key.private.len() + key.public.len(),
+            )
+        })
+        .collect();
+    let made = match host_keys {
+        [] => "''".to_string(),
+        keys => keys.iter().map(|k| k.kind).collect::<Vec<_>>().join("|"),
+    };
+    // Few programs: each start costs a tenth of a second under emulation.
     format!(
         r#"set -e
-e={entropy}
+{keys}e={entropy}
 perl -e 'open(my $f, ">", "/dev/urandom") or die; syswrite($f, pack("H*", $ARGV[0])) or die; ioctl($f, 0x5207, 0) or die' "$e" 2>/dev/null ||
   python3 -c 'import fcntl, sys; f = open("/dev/urandom", "wb", 0); f.write(bytes.fromhex(sys.argv[1])); fcntl.ioctl(f, 0x5207)' "$e" 2>/dev/null ||
   {{ printf %s "$e" > /dev/urandom; echo no-reseed; }}
 date -u -s @{now} >/dev/null
 if [ -d /var/lib/systemd ]; then head -c 512 /dev/urandom > /var/lib/systemd/random-seed; fi
-rm -f /etc/machine-id /var/lib/dbus/machine-id
+rm -f /etc/machine-id /var/lib/dbus/machine-id /etc/docker/key.json /var/lib/docker/engine-id
 systemd-machine-id-setup >/dev/null 2>&1 || dbus-uuidgen --ensure=/etc/machine-id
 if [ -d /run/systemd/system ]; then systemctl --no-block restart systemd-journald; fi
 for key in /etc/ssh/ssh_host_*_key; do
   [ -e "$key" ] || continue
   type=${{key#/etc/ssh/ssh_host_}}; type=${{type%_key}}
+  case $type in {made}) continue ;; esac
   rm -f "$key" "$key.pub"; ssh-keygen -q -t "$type" -N '' -f "$key"
 done
-umask 077; mkdir -p "$HOME/.ssh"; printf '%s\n' {login_key} > "$HOME/.ssh/authorized_keys"
-rm -f /etc/docker/key.json /var/lib/docker/engine-id
-systemctl reload ssh 2>/dev/null || systemctl reload sshd 2>/dev/null || kill -HUP "$(cat /run/sshd.pid)"
+umask 077; [ -d "$HOME/.ssh" ] || mkdir "$HOME/.ssh"; printf '%s\n' {login_key} > "$HOME/.ssh/authorized_keys"
+if read -r pid < /run/sshd.pid 2>/dev/null && kill -HUP "$pid" 2>/dev/null; then :; else systemctl reload ssh 2>/dev/null || systemctl reload sshd; fi
 "#,
         login_key = quote(login_key.trim()),
     )
+}
+
+/// The standard input of [`identity_script`]: each host key's private then public file.
+fn host_keys_input(host_keys: &[HostKey]) -> Vec<u8> {
+    host_keys
+        .iter()
+        .flat_map(|k| [k.private.as_bytes(), k.public.as_bytes()])
+        .flatten()
+        .copied()
+        .collect()
 }
 
 /// Makes the VM a machine of its own (see [`identity_script`]): logs in as the golden knew the
@@ -300,6 +334,7 @@ pub async fn make_distinct(
     pinned_host_key: &str,
     ssh_port: u16,
     login_key: &str,
+    host_keys: &[HostKey],
 ) -> Result<bool, DriverError> {
     let target = Target {
         machine: machine.to_string(),
@@ -323,7 +358,10 @@ pub async fn make_distinct(
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let out = session
-        .run(&identity_script(&entropy, now, login_key), None)
+        .run(
+            &identity_script(&entropy, now, login_key, host_keys),
+            Some(&host_keys_input(host_keys)),
+        )
         .await;
     session.close().await;
     let out = out.map_err(|e| fail("giving the new machine its own identity", e))?;
@@ -416,14 +454,53 @@ mod tests {
     }
 
     #[test]
-    fn the_identity_script_quotes_the_login_key_and_reseeds_first() {
-        let script = identity_script("00ff", 1_800_000_000, "ssh-ed25519 AAAA hoist-c'1\n");
+    fn the_identity_script_reads_the_host_keys_first_quotes_the_login_key_and_reseeds() {
+        let key = HostKey {
+            kind: "ed25519",
+            private: "private\n".into(),
+            public: "ssh-ed25519 AAAA root@c1\n".into(),
+        };
+        let script = identity_script(
+            "00ff",
+            1_800_000_000,
+            "ssh-ed25519 AAAA hoist-c'1\n",
+            &[key],
+        );
+        assert!(
+            script.starts_with("set -e\nif [ -e /etc/ssh/ssh_host_ed25519_key ]; then head -c 8 > /etc/ssh/ssh_host_ed25519_key; head -c 25 > /etc/ssh/ssh_host_ed25519_key.pub; else head -c 33 > /dev/null; fi\n"),
+            "{script}"
+        );
+        assert_eq!(
+            host_keys_input(&[HostKey {
+                kind: "rsa",
+                private: "a".into(),
+                public: "b\n".into()
+            }]),
+            b"ab\n"
+        );
         assert!(
             script.contains("printf '%s\\n' 'ssh-ed25519 AAAA hoist-c'\\''1'"),
+            "{script}"
+        );
+        assert!(
+            script.contains("case $type in ed25519) continue"),
             "{script}"
         );
         let reseed = script.find("0x5207").unwrap();
         assert!(reseed < script.find("ssh-keygen").unwrap());
         assert!(script.contains("date -u -s @1800000000"));
+        let none = identity_script("00ff", 1, "k", &[]);
+        assert!(none.contains("case $type in '') continue"), "{none}");
+        for text in [&script, &none] {
+            let syntax = std::process::Command::new("sh")
+                .args(["-n", "-c", text])
+                .output()
+                .unwrap();
+            assert!(
+                syntax.status.success(),
+                "{text}: {}",
+                String::from_utf8_lossy(&syntax.stderr)
+            );
+        }
     }
 }

@@ -205,6 +205,9 @@ pub struct Qemu {
 }
 
 /// A golden snapshot a new machine is made from.
+/// New SSH host keys being made for a machine from a golden.
+type HostKeysMaking = tokio::task::JoinHandle<Result<Vec<crate::ssh::keys::HostKey>, DriverError>>;
+
 struct FromGolden {
     dir: PathBuf,
     golden: Golden,
@@ -466,11 +469,19 @@ impl Qemu {
         .await
     }
 
-    /// Makes a VM restored from a golden a machine of its own (nothing to do for other VMs).
-    async fn make_distinct(&self, public_key: &str) -> Result<(), DriverError> {
-        let Some(from) = &self.from_golden else {
+    /// Makes a VM restored from a golden a machine of its own with the host keys being made
+    /// (nothing to do for other VMs).
+    async fn make_distinct(
+        &self,
+        public_key: &str,
+        host_keys: Option<HostKeysMaking>,
+    ) -> Result<(), DriverError> {
+        let (Some(from), Some(host_keys)) = (&self.from_golden, host_keys) else {
             return Ok(());
         };
+        let host_keys = host_keys
+            .await
+            .map_err(|e| DriverError::Config(e.to_string()))??;
         let name = &self.config.base.machine_name;
         self.env.report.info(
             "Giving the machine its own identity (random generator, clock, SSH host keys, machine ID)...",
@@ -482,6 +493,7 @@ impl Qemu {
             &from.host_key,
             self.config.base.ssh_port,
             public_key,
+            &host_keys,
         )
         .await?;
         if !reseeded {
@@ -520,6 +532,11 @@ impl Qemu {
         )
         .map_err(|e| DriverError::Config(e.to_string()))?;
         self.config.base.ssh_key_path = dir.join(vm::SSH_KEY).to_string_lossy().to_string();
+        // A machine from a golden gets new SSH host keys, made here while its VM starts.
+        let mut host_keys = self.from_golden.as_ref().map(|_| {
+            let comment = format!("root@{}", self.config.base.machine_name);
+            tokio::spawn(blocking(move || crate::ssh::keys::make_host_keys(&comment)))
+        });
         loop {
             self.env
                 .report
@@ -537,7 +554,7 @@ impl Qemu {
                 ));
                 self.start_qemu(&machine_type, true).await?;
                 golden::load(&golden_dir, &dir, self.config.base.ssh_port).await?;
-                return self.make_distinct(&public).await;
+                return self.make_distinct(&public, host_keys.take()).await;
             }
             self.env.report.info(&format!(
                 "Starting the VM ({} CPUs, {} MB, {}) and waiting for it to boot...",
@@ -552,7 +569,7 @@ impl Qemu {
             let why = match verdict {
                 Ok(()) => {
                     vm::wait_for_ssh(self.config.base.ssh_port, BOOT_WAIT, &dir).await?;
-                    return self.make_distinct(&public).await;
+                    return self.make_distinct(&public, host_keys.take()).await;
                 }
                 Err(e) => format!("under KVM it did not boot: {e}"),
             };
