@@ -167,6 +167,10 @@ fn clones_of_one_golden_are_machines_of_their_own_and_the_golden_never_changes()
     }
     assert!(!snapshots.join("g").exists());
 
+    // A snapshot taken as soon as `start` returns: the boot's last jobs (cloud-init's final
+    // stage) may still run, and the snapshot waits for them, so that no clone inherits them.
+    sb.ok(&["stop", "src"]);
+    sb.ok(&["start", "src"]);
     let began = Instant::now();
     let said = sb.ok(&["snapshot", "create", "src", "g"]);
     eprintln!("snapshot create: {:.1}s", began.elapsed().as_secs_f64());
@@ -174,6 +178,12 @@ fn clones_of_one_golden_are_machines_of_their_own_and_the_golden_never_changes()
         said.contains("Snapshot \"g\" of machine \"src\" saved"),
         "{said}"
     );
+    let boot = sb.ok(&["ssh", "src", "systemctl is-system-running || true"]);
+    assert!(
+        !["starting", "initializing"].contains(&boot.trim()),
+        "the snapshot was taken during the boot: {boot} ({said})"
+    );
+    eprintln!("src after its snapshot: {}", boot.trim());
     let golden = snapshots.join("g");
     let sums = checksums(&golden);
     assert_eq!(

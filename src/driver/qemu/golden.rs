@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use super::vm::fail;
 use super::{DriverError, QemuDriver, qmp, vm};
+use crate::report::Reporter;
 use crate::ssh::keys::HostKey;
 use crate::ssh::{Session, SshEndpoint, Target, quote};
 
@@ -146,6 +147,48 @@ impl Golden {
             self.base_image
         )))
     }
+}
+
+/// How long `snapshot create` waits for the machine's boot to finish.
+const BOOT_FINISH_WAIT: Duration = Duration::from_secs(300);
+
+/// Waits until systemd in the VM says its boot has finished (`is-system-running` no longer
+/// `initializing` or `starting`): a state saved earlier would make every machine made from it
+/// run the rest of the boot's jobs (cloud-init's last stages were still running for seconds
+/// after a `start` returned), on CPUs they share. A VM without systemd has nothing to wait for.
+pub async fn wait_for_boot(target: &Target, report: &dyn Reporter) -> Result<(), DriverError> {
+    let session = Session::connect_retrying(target, RESTORED_SSH_WAIT)
+        .await
+        .map_err(|e| fail("logging in to see whether its boot has finished", e))?;
+    let state = |out: Result<crate::ssh::Output, _>| {
+        out.map(|o| o.stdout_text().trim().to_string())
+            .map_err(|e| fail("asking systemd whether the boot has finished", e))
+    };
+    let mut now = state(
+        session
+            .run("systemctl is-system-running 2>/dev/null", None)
+            .await,
+    );
+    if matches!(now.as_deref(), Ok("initializing" | "starting")) {
+        report.info(&format!(
+            "The boot of machine \"{}\" has not finished: waiting for it first, so that machines made from the snapshot do not inherit its start-up jobs...",
+            target.machine
+        ));
+        let wait = format!(
+            "timeout {} systemctl is-system-running --wait 2>/dev/null",
+            BOOT_FINISH_WAIT.as_secs()
+        );
+        now = state(session.run(&wait, None).await);
+    }
+    session.close().await;
+    if let Ok(still @ ("initializing" | "starting")) = now.as_deref() {
+        report.info(&format!(
+            "Warning: the boot of machine \"{}\" was still {still} after {} s; the snapshot is taken now",
+            target.machine,
+            BOOT_FINISH_WAIT.as_secs()
+        ));
+    }
+    now.map(|_| ())
 }
 
 /// Saves the running VM in `dir` as a golden in `into`: QEMU's state, then a copy of its disk

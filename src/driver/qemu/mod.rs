@@ -504,7 +504,18 @@ impl Qemu {
         Ok(())
     }
 
-    /// Saves a golden of the running VM into `into`.
+    /// Where hoist logs in to the VM: its forwarded port on this computer.
+    fn ssh_endpoint_now(&self) -> SshEndpoint {
+        SshEndpoint {
+            host: "127.0.0.1".into(),
+            port: self.config.base.ssh_port,
+            user: self.config.base.ssh_user.clone(),
+            key: Some(PathBuf::from(&self.config.base.ssh_key_path)),
+            key_origin: None,
+        }
+    }
+
+    /// Saves a golden of the running VM into `into`, once its boot has finished.
     async fn save_golden(&self, into: &Path) -> Result<Map<String, Value>, DriverError> {
         if !self.config.snapshot.is_empty() {
             return Err(DriverError::Config(format!(
@@ -515,6 +526,13 @@ impl Qemu {
         if self.state().await? != State::Running {
             return Err(DriverError::NotRunning);
         }
+        let target = crate::ssh::Target {
+            machine: self.config.base.machine_name.clone(),
+            endpoint: self.ssh_endpoint_now(),
+            pinned: self.env.ssh_host_key.clone().filter(|k| !k.is_empty()),
+            connect_timeout: Duration::from_secs(10),
+        };
+        golden::wait_for_boot(&target, self.env.report.as_ref()).await?;
         let golden = golden::save(&self.config, &self.dir(), into).await?;
         untyped_config(&golden)
     }
@@ -773,13 +791,7 @@ impl Driver for Qemu {
         })
     }
     fn ssh_endpoint(&self) -> DriverFuture<'_, Option<SshEndpoint>> {
-        ready(Ok(Some(SshEndpoint {
-            host: "127.0.0.1".into(),
-            port: self.config.base.ssh_port,
-            user: self.config.base.ssh_user.clone(),
-            key: Some(PathBuf::from(&self.config.base.ssh_key_path)),
-            key_origin: None,
-        })))
+        ready(Ok(Some(self.ssh_endpoint_now())))
     }
     fn known_url(&self) -> Option<String> {
         (self.config.engine_port != 0).then(|| self.url())
