@@ -1906,6 +1906,13 @@ fn docker_contexts_the_real_docker_cli_uses() {
     let out = docker("--context web version --format '{{.Server.Version}}'");
     common::assert_ok(&out, "hoist");
     assert_eq!(stdout(&out).lines().last(), Some("24.0.7"));
+    // The CLI pings with HEAD first, then asks on the same connection (CI once read a HEAD
+    // answer's body as the start of the next: the fake daemon now answers HEAD as dockerd does).
+    let asked = daemon.requests();
+    assert!(
+        asked.iter().any(|r| r == "HEAD /_ping") && asked.iter().any(|r| r.ends_with("/version")),
+        "{asked:?}"
+    );
     // use: the current context, every other key of config.json kept; --unset: back to default.
     assert_eq!(sb.ok(&["use", "web"]), "Current docker context: web\n");
     let config: serde_json::Value =

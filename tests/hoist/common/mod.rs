@@ -596,7 +596,12 @@ impl FakeDaemon {
                             Behaviour::Raw(bytes) => bytes.to_vec(),
                             Behaviour::Mutations(_) => mutated_answer(&mut state),
                             _ => {
-                                let (status, text) = daemon_answer(&request_line, &body);
+                                let (status, mut text) = daemon_answer(&request_line, &body);
+                                // As dockerd: a HEAD answer has no body (its "OK" would be read
+                                // as the start of the next answer on the connection).
+                                if request_line.starts_with("HEAD ") {
+                                    text.clear();
+                                }
                                 let reason = match status {
                                     200 => "OK",
                                     400 => "Bad Request",
