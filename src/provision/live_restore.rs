@@ -21,7 +21,7 @@ const DAEMON_JSON: &str = "/etc/docker/daemon.json";
 pub const DAEMON_INFO: &str = "if { ! command -v systemctl >/dev/null || systemctl is-active -q docker.service; } && command -v dockerd >/dev/null; then curl -sf --max-time 20 --unix-socket /var/run/docker.sock http://docker/info 2>/dev/null || docker info --format '{{json .}}' 2>/dev/null; fi; true";
 
 /// What a restart would do to the running daemon, from its `GET /info`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DaemonState {
     pub live_restore: bool,
     /// `inactive`, `active`, `pending`, …

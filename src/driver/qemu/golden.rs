@@ -310,8 +310,9 @@ pub async fn load(golden_dir: &Path, dir: &Path, ssh_port: u16) -> Result<(), Dr
 /// clock is set, and the golden's identities are replaced: machine ID, login key, Docker's engine
 /// ID, and the SSH host keys by `host_keys` (their files follow one another on the script's
 /// standard input, each read by its exact length, before anything else runs), for each type the
-/// golden has; a type hoist did not make (DSA) is made by `ssh-keygen` there. Prints `no-reseed` where neither perl nor
-/// python3 can ask the kernel to reseed (the randomness is then only mixed in).
+/// golden has; a type hoist did not make (DSA) is made by `ssh-keygen` there. Prints `no-reseed`
+/// where neither perl nor python3 can ask the kernel to reseed (the randomness is then only
+/// mixed in).
 fn identity_script(entropy: &str, now: u64, login_key: &str, host_keys: &[HostKey]) -> String {
     // The keys are written first, so that no later command can take the script's input; over
     // the golden's files, which keep their owner and mode. A type the golden has not is read

@@ -204,10 +204,10 @@ pub struct Qemu {
     from_golden: Option<FromGolden>,
 }
 
-/// A golden snapshot a new machine is made from.
 /// New SSH host keys being made for a machine from a golden.
 type HostKeysMaking = tokio::task::JoinHandle<Result<Vec<crate::ssh::keys::HostKey>, DriverError>>;
 
+/// A golden snapshot a new machine is made from.
 struct FromGolden {
     dir: PathBuf,
     golden: Golden,
