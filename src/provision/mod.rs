@@ -423,13 +423,10 @@ async fn provision_with(
         files.push((systemd::ENV_FILE_REMOTE, file.as_bytes(), "600"));
     }
     let reload = match probe.dropin == dropin {
-        // Unless systemd has not read it yet (a run cut short after writing it).
-        true => {
-            "{ [ \"$(systemctl show -p NeedDaemonReload --value docker)\" = no ] || systemctl daemon-reload; } && "
-        }
+        true => systemd::reload_unless_loaded(),
         false => {
             files.push((systemd::DROPIN_PATH, dropin.as_bytes(), "644"));
-            "systemctl daemon-reload && "
+            "systemctl daemon-reload && ".to_string()
         }
     };
     remote.upload_set(&files).await?;

@@ -171,6 +171,19 @@ pub fn environment_file(env: &[String]) -> Result<String, String> {
     Ok(text)
 }
 
+/// The start of a shell command that runs `systemctl daemon-reload` unless systemd has loaded
+/// the drop-in on disk already (a machine made from a snapshot); it ends with `&& `.
+/// `NeedDaemonReload` alone does not say so: systemd does not look for drop-in directories made
+/// since its last reload (a run cut short after writing the drop-in), so the drop-in must be in
+/// the unit's loaded `DropInPaths` too.
+pub fn reload_unless_loaded() -> String {
+    format!(
+        "{{ s=\" $(systemctl show -p NeedDaemonReload -p DropInPaths docker | tr '\\n' ' ') \"; \
+         case \"$s\" in *' NeedDaemonReload=no '*) ;; *) s= ;; esac; \
+         case \"$s\" in *[=\\ ]{DROPIN_PATH}' '*) ;; *) systemctl daemon-reload ;; esac; }} && "
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +275,63 @@ mod tests {
         assert_eq!(systemd_word("100%"), "\"100%%\"");
         assert_eq!(systemd_word("say \"hi\""), "\"say \\\"hi\\\"\"");
         assert_eq!(systemd_word(""), "\"\"");
+    }
+
+    /// Runs [`reload_unless_loaded`] with a `systemctl` that answers `show` with `shown` and
+    /// records a reload; tells whether it reloaded.
+    fn reloads_when_systemd_shows(shown: &str) -> bool {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("reloaded");
+        let fake = dir.path().join("systemctl");
+        std::fs::write(
+            &fake,
+            format!(
+                "#!/bin/sh\ncase \"$1\" in show) printf '%s\\n' '{}' | tr '|' '\\n' ;; daemon-reload) touch {} ;; esac\n",
+                shown,
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let path = format!(
+            "{}:{}",
+            dir.path().display(),
+            std::env::var("PATH").unwrap()
+        );
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{}echo done", reload_unless_loaded()))
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "done\n", "{out:?}");
+        log.exists()
+    }
+
+    #[test]
+    fn systemd_is_reloaded_unless_it_has_loaded_the_dropin() {
+        let other = "/etc/systemd/system/docker.service.d/http-proxy.conf";
+        // Loaded and unchanged: no reload, wherever the drop-in is in the list.
+        assert!(!reloads_when_systemd_shows(&format!(
+            "NeedDaemonReload=no|DropInPaths={DROPIN_PATH}"
+        )));
+        assert!(!reloads_when_systemd_shows(&format!(
+            "DropInPaths={other} {DROPIN_PATH}|NeedDaemonReload=no"
+        )));
+        // Changed on disk since systemd read it.
+        assert!(reloads_when_systemd_shows(&format!(
+            "NeedDaemonReload=yes|DropInPaths={DROPIN_PATH}"
+        )));
+        // Written in a directory systemd has not seen: it says no reload is needed, wrongly.
+        assert!(reloads_when_systemd_shows(
+            "NeedDaemonReload=no|DropInPaths="
+        ));
+        assert!(reloads_when_systemd_shows(&format!(
+            "NeedDaemonReload=no|DropInPaths={other}"
+        )));
+        assert!(reloads_when_systemd_shows(&format!(
+            "NeedDaemonReload=no|DropInPaths={DROPIN_PATH}.bak"
+        )));
     }
 }

@@ -894,6 +894,22 @@ fn sigkill_during_provision_and_regenerate_certs() {
     let out = sb.run(&["provision", "k"]);
     common::assert_ok(&out, "hoist");
     assert_eq!(docker_info_name(&sb, "k"), "k\n");
+    // A run cut short after writing the drop-in into a directory systemd had not seen (on a
+    // stock host, the first run): systemd says no reload is needed, and the next run must
+    // reload it all the same.
+    let dir = "/etc/systemd/system/docker.service.d";
+    let cut_short = host.exec(&format!(
+        "set -e; cp {dir}/10-machine.conf /root/dropin; rm -r {dir}; systemctl daemon-reload; \
+         systemctl restart docker; mkdir {dir}; mv /root/dropin {dir}/10-machine.conf; \
+         systemctl show -p NeedDaemonReload --value docker"
+    ));
+    assert_eq!(
+        String::from_utf8_lossy(&cut_short.stdout),
+        "no\n",
+        "{cut_short:?}"
+    );
+    sb.ok(&["provision", "k"]);
+    assert_eq!(docker_info_name(&sb, "k"), "k\n");
 }
 
 #[test]
