@@ -151,7 +151,6 @@ pub struct HostKey {
 /// by `ssh-keygen` on a small or emulated host, where an RSA key takes seconds (6 s under
 /// software emulation here, and as uneven as its search for primes).
 pub fn make_host_keys(comment: &str) -> Result<Vec<HostKey>, SshError> {
-    use russh::keys::ssh_key::LineEnding;
     use russh::keys::ssh_key::private::{KeypairData, RsaKeypair};
     let fail = |e: &dyn std::fmt::Display| SshError::Key {
         path: PathBuf::from("(a new host key)"),
@@ -174,34 +173,40 @@ pub fn make_host_keys(comment: &str) -> Result<Vec<HostKey>, SshError> {
     ];
     keys.into_iter()
         .map(|(kind, key)| {
-            let mut key = key.map_err(|e| fail(&e))?;
-            key.set_comment(comment);
+            let (private, public) =
+                openssh_forms(key.map_err(|e| fail(&e))?, comment).map_err(|e| fail(&e))?;
             Ok(HostKey {
                 kind,
-                private: key
-                    .to_openssh(LineEnding::LF)
-                    .map_err(|e| fail(&e))?
-                    .to_string(),
-                public: format!("{}\n", key.public_key().to_openssh().map_err(|e| fail(&e))?),
+                private,
+                public: format!("{public}\n"),
             })
         })
         .collect()
 }
 
+/// A key named `comment` in OpenSSH's formats: the private key file's text and the public
+/// key's line (without its newline).
+fn openssh_forms(
+    mut key: PrivateKey,
+    comment: &str,
+) -> Result<(String, String), russh::keys::ssh_key::Error> {
+    key.set_comment(comment);
+    let private = key.to_openssh(russh::keys::ssh_key::LineEnding::LF)?;
+    Ok((private.to_string(), key.public_key().to_openssh()?))
+}
+
 /// Makes a new ed25519 key pair for a machine: the private key at `path` (0600) and the public
 /// one at `path.pub`; returns the public key line.
 pub fn make_key(path: &Path, comment: &str) -> Result<String, SshError> {
-    use russh::keys::ssh_key::{LineEnding, private::Ed25519Keypair};
+    use russh::keys::ssh_key::private::Ed25519Keypair;
     let fail = |e: &dyn std::fmt::Display| SshError::Key {
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| fail(&e))?;
-    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-    key.set_comment(comment);
-    let private = key.to_openssh(LineEnding::LF).map_err(|e| fail(&e))?;
-    let public = key.public_key().to_openssh().map_err(|e| fail(&e))?;
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    let (private, public) = openssh_forms(key, comment).map_err(|e| fail(&e))?;
     crate::fsutil::write_atomic(path, private.as_bytes(), 0o600).map_err(|e| fail(&e))?;
     let mut public_path = path.as_os_str().to_owned();
     public_path.push(".pub");
