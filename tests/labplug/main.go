@@ -7,7 +7,8 @@
 //
 // LABPLUG_MODE makes it misbehave on purpose: no-address, exit-early, api-version-2, v0-only,
 // crash-in-create, slow-create, slow-state, fail-remove. LABPLUG_PIDFILE names a file it writes its pid to;
-// LABPLUG_STATE_DELAY (a Go duration) makes GetState take that long. GetState says on stderr that it was asked.
+// LABPLUG_STATE_DELAY (a Go duration) makes GetState take that long, LABPLUG_VERSION_DELAY GetVersion (as
+// a plugin on a loaded machine might). GetState says on stderr that it was asked.
 //
 // `docker-machine-driver-labplug gob-echo` instead reads gob values on stdin and writes others on
 // stdout, so that hoist's gob codec is checked against Go's own in both directions.
@@ -149,6 +150,9 @@ type none = struct{}
 func (s *Server) Close(_ *none, _ *none) error     { s.closing <- true; return nil }
 func (s *Server) Heartbeat(_ *none, _ *none) error { s.heartbeat <- true; return nil }
 func (s *Server) GetVersion(_ *none, v *int) error {
+	if delay, err := time.ParseDuration(os.Getenv("LABPLUG_VERSION_DELAY")); err == nil {
+		time.Sleep(delay)
+	}
 	*v = 1
 	if s.mode == "api-version-2" {
 		*v = 2

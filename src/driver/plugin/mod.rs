@@ -253,9 +253,14 @@ pub async fn open(
         )));
     }
     let service = driver.service;
+    // The plugin's 10 s without a heartbeat began when it printed its address; the first beat
+    // goes now, not an interval later, so a plugin slow to answer GetVersion (a loaded machine)
+    // is not left to exit in the middle of the calls that follow.
     driver.heartbeat = tokio::spawn(async move {
+        let mut beat = tokio::time::interval(HEARTBEAT_INTERVAL);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+            beat.tick().await;
             let (ty, arg) = empty();
             if client
                 .call(&format!("{service}.Heartbeat"), &ty, &arg)
