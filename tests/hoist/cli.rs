@@ -1,6 +1,7 @@
 //! CLI tests: the built binary against temporary stores; every format asserted literally.
 
 use crate::common;
+use common::Bounded;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -242,6 +243,11 @@ fn ls_label_filter_reads_engine_labels() {
     assert_eq!(sb.ok(&["ls", "-q", "--filter", "label=other=x"]), "");
 }
 
+/// The longest a whole `ls --timeout 1` may take in these tests: below the 10 s of its default
+/// timeout (a `--timeout` ignored) and the 40 s of asking 40 hanging hosts one after another;
+/// the rest is margin for a debug build on a loaded machine. Speed is measured in `bench/`.
+const LS_TIMEOUT_1_BOUND: std::time::Duration = std::time::Duration::from_secs(9);
+
 #[test]
 fn ls_timeout_reports_hanging_hosts() {
     let sb = Sandbox::new();
@@ -256,8 +262,11 @@ fn ls_timeout_reports_hanging_hosts() {
         "{{.Name}} {{.State}} {{.ResponseTime}}",
     ]);
     assert_eq!(out, "slow Timeout 1s\n");
-    // --timeout 1 bounds the whole ls; the margin is for a loaded machine.
-    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(
+        started.elapsed() < LS_TIMEOUT_1_BOUND,
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -304,8 +313,7 @@ fn hoist_asks_only_the_unversioned_paths_every_daemon_serves() {
                 "https://{}{path}",
                 url.trim_start_matches("tcp://")
             ))
-            .output()
-            .unwrap();
+            .output_bounded();
         stdout(&out)
     };
     assert_eq!(curl("/v1.15/version"), "400");
@@ -317,6 +325,7 @@ fn hoist_asks_only_the_unversioned_paths_every_daemon_serves() {
 fn ls_asks_forty_hanging_hosts_at_once() {
     // 40 daemons that accept a connection and never answer: asked one after another, even a
     // 1-second timeout each would take 40 s; asked at once, `ls --timeout 1` ends after about 1 s.
+    // Each daemon saw its connection: every host was asked.
     let sb = Sandbox::new();
     let hanging: Vec<FakeDaemon> = (0..40)
         .map(|_| FakeDaemon::start(&sb, "1", Behaviour::Hang))
@@ -336,13 +345,17 @@ fn ls_asks_forty_hanging_hosts_at_once() {
     let mut expected: Vec<String> = (0..40).map(|i| format!("h{i} Timeout 1s")).collect();
     expected.sort_by_key(|l| l[1..].split(' ').next().unwrap().parse::<u32>().unwrap());
     assert_eq!(out.lines().collect::<Vec<_>>(), expected);
-    assert!(took < std::time::Duration::from_secs(3), "ls took {took:?}");
+    assert!(took < LS_TIMEOUT_1_BOUND, "ls took {took:?}");
+    for daemon in &hanging {
+        assert_eq!(daemon.connections.load(Ordering::SeqCst), 1);
+    }
 }
 
 #[test]
-fn ls_of_a_thousand_machines_stays_under_the_readme_figure() {
-    // The README's target for `ls` of 1,000 machines over TLS is under 1 s (docker-machine 0.16.2:
-    // 16.5 s); here 1,000 records of one fake daemon, with the test build of hoist.
+fn ls_of_a_thousand_machines_answers_for_each() {
+    // 1,000 records of one fake daemon, each asked over mutual TLS. How fast (the README's
+    // target: under 1 s, docker-machine 0.16.2: 16.5 s) is measured by `bench/run`, in a release
+    // build: this test checks the rows.
     let sb = Sandbox::new();
     let daemon = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
     sb.create_none("m0", &daemon.url());
@@ -356,18 +369,10 @@ fn ls_of_a_thousand_machines_stays_under_the_readme_figure() {
         )
         .unwrap();
     }
-    // The fastest of 5 runs: other tests share the cores, and a slow ls is slow every time.
-    let mut times = Vec::new();
-    for _ in 0..5 {
-        let started = std::time::Instant::now();
-        let out = sb.ok(&["ls", "--format", "{{.State}} {{.DockerVersion}}"]);
-        times.push(started.elapsed());
-        assert_eq!(out, "Running v24.0.7\n".repeat(1000));
-    }
-    assert!(
-        times.iter().min().unwrap() < &std::time::Duration::from_secs(1),
-        "5 runs: {times:?}"
-    );
+    let out = sb.ok(&["ls", "--format", "{{.Name}} {{.State}} {{.DockerVersion}}"]);
+    let mut expected: Vec<String> = (0..1000).map(|i| format!("m{i} Running v24.0.7")).collect();
+    expected.sort_by_key(|l| l[1..].split(' ').next().unwrap().parse::<u32>().unwrap());
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected);
 }
 
 #[test]
@@ -1283,8 +1288,13 @@ fn env_checks_the_certificates_the_docker_cli_will_use() {
     for f in ["cert.pem", "key.pem"] {
         std::fs::copy(other.store_path().join("certs").join(f), dir.join(f)).unwrap();
     }
+    // The daemon refused the handshake (a refused connection also starts "Error checking TLS
+    // connection", and would not name the certificates).
     let err = sb.fails(&["env", "dev"]);
-    assert!(err.contains("Error checking TLS connection"), "{err}");
+    assert_eq!(
+        err.replace(&daemon.url()["tcp://".len()..], "ADDR"),
+        "Error checking TLS connection: Error checking and/or regenerating the certs: There was an error validating certificates for host \"ADDR\": received fatal alert: DecryptError\nYou can attempt to regenerate them using 'hoist regenerate-certs dev'.\nBe advised that this will trigger a Docker daemon restart which might stop running containers.\n"
+    );
     let err = sb.fails(&["config", "dev"]);
     assert!(
         err.contains("Error running connection boilerplate"),
@@ -1422,8 +1432,7 @@ fn ssh_rsync_and_sshfs_operands_that_start_with_a_dash_never_become_options() {
             .env_clear()
             .envs(&sb.env)
             .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
+            .output_bounded();
         assert!(!out.status.success(), "{args:?} succeeded");
         for name in ["ssh1", "ssh2", "rsync", "sshfs"] {
             assert!(
@@ -1528,24 +1537,28 @@ fn fuzz_the_engine_clients_http_parsing_with_mutated_answers() {
         .enable_all()
         .build()
         .unwrap();
-    let started = std::time::Instant::now();
-    let mut runs = 0;
+    let (mut parsed, mut timeouts) = (0, 0);
     runtime.block_on(async {
-        while runs < 3000 && started.elapsed() < std::time::Duration::from_secs(6) {
-            // A new client each time: a new connection, so every answer is a fresh mutation.
-            let client = EngineClient::new(tls.clone(), std::time::Duration::from_millis(30));
-            if let Err(e) = client.get(&daemon.url(), "/_ping").await {
-                let text = e.to_string();
-                assert!(!text.chars().any(char::is_control), "{text:?}");
+        for _ in 0..300 {
+            // A new client each time: a new connection, so every answer is a fresh mutation. The
+            // daemon closes the connection after its answer, so a cut answer ends at once; the
+            // timeout is there for a client that would wait for more than the answer holds.
+            let client = EngineClient::new(tls.clone(), std::time::Duration::from_secs(5));
+            match client.get(&daemon.url(), "/_ping").await {
+                Err(hoist::engine::EngineError::Timeout { .. }) => timeouts += 1,
+                Err(e) => {
+                    let text = e.to_string();
+                    assert!(!text.chars().any(char::is_control), "{text:?}");
+                    parsed += 1;
+                }
+                Ok(_) => parsed += 1,
             }
-            runs += 1;
         }
     });
-    eprintln!(
-        "fuzzed the engine client: {runs} mutated answers in {:?}",
-        started.elapsed()
-    );
-    assert!(runs >= 100, "only {runs} runs");
+    eprintln!("fuzzed the engine client: {parsed} mutated answers read, {timeouts} timeouts");
+    // Every mutated answer was read to its end or refused: none left the client waiting.
+    assert_eq!((parsed, timeouts), (300, 0));
+    assert_eq!(daemon.requests().len(), 300, "every run reached the daemon");
 }
 
 #[test]
@@ -2168,4 +2181,23 @@ fn endless_answers_are_cut_at_the_caps_with_little_memory_and_the_other_rows_kep
     assert!(peak_kib < 100 << 10, "peak memory {peak_kib} KiB");
     eprintln!("ls over 4 endless answers: peak {} MiB", peak_kib >> 10);
     drop(daemons);
+}
+
+/// hoist's own quorum detection: a manager whose daemon answers a ping but never its `/info`
+/// (its swarm lost the quorum of its managers) is named so, where a daemon that does not answer
+/// at all is not. (The lab's swarm test meets the daemon's own words for the same state.)
+#[test]
+fn a_manager_that_lost_its_quorum_is_named_so() {
+    let sb = Sandbox::new();
+    let boss = FakeDaemon::start(&sb, "24.0.7", Behaviour::NoQuorum);
+    let worker = FakeDaemon::start(&sb, "24.0.7", Behaviour::Answer);
+    sb.create_none("boss", &boss.url());
+    sb.create_none("w", &worker.url());
+    let before = sb.snapshot();
+    assert_eq!(
+        sb.fails(&["swarm", "join", "boss", "w"]),
+        "the Docker daemon of machine \"boss\" answers, but not about its swarm: the swarm has probably lost its quorum (more than half of its managers must reach each other)\n"
+    );
+    assert!(boss.requests().iter().any(|r| r.starts_with("GET /info")));
+    assert!(sb.snapshot() == before, "the store changed");
 }

@@ -2,6 +2,7 @@
 //! real `docker` CLI on the client side. Run with `HOIST_LAB=1` (see README).
 
 use crate::common;
+use common::Bounded;
 
 use std::fs;
 use std::process::{Command, Output};
@@ -30,10 +31,10 @@ fn lab_ssh(host: &LabHost, command: &str, stdin: Option<&std::path::Path>) -> Ou
         "UserKnownHostsFile=/dev/null",
     ])
     .args(["-o", "LogLevel=quiet", &target, command]);
-    if let Some(path) = stdin {
-        cmd.stdin(fs::File::open(path).unwrap());
+    match stdin {
+        Some(path) => cmd.output_bounded_from(fs::File::open(path).unwrap().into()),
+        None => cmd.output_bounded(),
     }
-    cmd.output().unwrap()
 }
 
 #[test]
@@ -161,8 +162,7 @@ fn generic_on_stock_debian_end_to_end() {
     let url = format!("https://{}:2376/version", host.ip);
     let plain = Command::new("curl")
         .args(["-s", "-m", "5", &format!("http://{}:2376/version", host.ip)])
-        .output()
-        .unwrap();
+        .output_bounded();
     // Go's TLS server answers plain HTTP with its own 400, nothing of the API.
     assert!(
         stdout(&plain).contains("Client sent an HTTP request to an HTTPS server"),
@@ -172,8 +172,7 @@ fn generic_on_stock_debian_end_to_end() {
     let ca = sb.store_path().join("certs/ca.pem");
     let no_cert = Command::new("curl")
         .args(["-sS", "-m", "5", "--cacert", ca.to_str().unwrap(), &url])
-        .output()
-        .unwrap();
+        .output_bounded();
     // The daemon itself refuses a client without a certificate (its TLS alert), after the
     // server's certificate checked out against the CA.
     assert!(!no_cert.status.success());
@@ -198,8 +197,7 @@ fn generic_on_stock_debian_end_to_end() {
             &format!("tcp://{}:2376", host.ip),
             "version",
         ])
-        .output()
-        .unwrap();
+        .output_bounded();
     assert!(
         !out.status.success(),
         "a foreign client certificate was accepted"
@@ -265,27 +263,27 @@ fn generic_on_stock_debian_end_to_end() {
         .port();
     let forward = format!("127.0.0.1:{port}:localhost:22");
     let mut tunnel = sb.spawn(&["ssh", "web", "-N", "-L", &forward], true);
-    let started = std::time::Instant::now();
-    let banner = loop {
-        let mut line = String::new();
-        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            stream
-                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
-                .unwrap();
-            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut line);
-        }
-        if line.starts_with("SSH-2.0") || started.elapsed().as_secs() > 20 {
-            break line;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+    common::eventually(
+        std::time::Duration::from_secs(60),
+        "the -L forward answers with the host's SSH banner",
+        || {
+            let mut line = String::new();
+            if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                stream
+                    .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                    .unwrap();
+                let _ =
+                    std::io::BufRead::read_line(&mut std::io::BufReader::new(stream), &mut line);
+            }
+            match line.starts_with("SSH-2.0") {
+                true => Ok(()),
+                false => Err(format!("{line:?}")),
+            }
+        },
+    );
     assert!(tunnel.try_wait().unwrap().is_none(), "ssh -N -L ended");
     tunnel.kill().unwrap();
     tunnel.wait().unwrap();
-    assert!(
-        banner.starts_with("SSH-2.0"),
-        "the -L forward answered {banner:?}"
-    );
     // Interactive shells on a pseudo-terminal (script(1)), native and through system ssh: the
     // remote side has a terminal, runs what is typed, and its exit status is hoist's.
     for native in ["--native-ssh ", ""] {
@@ -327,8 +325,7 @@ fn generic_on_stock_debian_end_to_end() {
         let local = Command::new("openssl")
             .args(["x509", "-noout", "-serial", "-in"])
             .arg(sb.store_path().join("machines/web/server.pem"))
-            .output()
-            .unwrap();
+            .output_bounded();
         assert!(local.status.success());
         assert_eq!(
             stdout(&local),
@@ -633,8 +630,7 @@ fn failures_are_clear_recorded_and_leave_the_rest_alone() {
                 "-f",
                 wrong.to_str().unwrap()
             ])
-            .status()
-            .unwrap()
+            .status_bounded()
             .success()
     );
     let out = sb.run(&[
@@ -855,17 +851,26 @@ fn sigkill_during_provision_and_regenerate_certs() {
     created(&sb, &host, "k", &[]);
     let mut rng = common::Rng::new("provision/regenerate-certs kill test");
     let mut mid_operation = 0;
+    // Killed once it says it began one of its steps, chosen at random: a moment inside the
+    // operation whatever this machine's speed.
+    let steps = [
+        "Waiting for SSH to be available...",
+        "Detecting the provisioner...",
+        "Copying certs to the remote machine...",
+        "Setting Docker configuration on the remote daemon...",
+        "Checking connection to Docker...",
+    ];
     for round in 0..6 {
-        let delay = std::time::Duration::from_millis(100 + rng.next(1500));
+        let step = steps[rng.next(steps.len() as u64) as usize];
         let args: &[&str] = if round % 2 == 0 {
             &["provision", "k"]
         } else {
             &["regenerate-certs", "-f", "k"]
         };
-        let mut child = sb.spawn(args, false);
-        std::thread::sleep(delay);
-        let running = child.try_wait().unwrap().is_none();
-        common::kill9(child);
+        let mut child = common::Watched::new(sb.spawn(args, true));
+        assert!(child.line_with(step), "{args:?} never said {step:?}");
+        let running = child.child.try_wait().unwrap().is_none();
+        common::kill9(child.child);
         common::check_store(&sb);
         // Landed mid-operation: hoist still ran, and the record says it was provisioning.
         let lifecycle = sb.store().load("k").unwrap().lifecycle();
@@ -874,9 +879,9 @@ fn sigkill_during_provision_and_regenerate_certs() {
         }
     }
     eprintln!("kills that landed mid-operation: {mid_operation} of 6");
-    assert!(
-        mid_operation > 0,
-        "no kill landed while provisioning ran: the test proved nothing (see the seed above)"
+    assert_eq!(
+        mid_operation, 6,
+        "a kill after a step began did not land while provisioning ran (see the seed above)"
     );
     // Killed just before each rename regenerate-certs makes (the record, the machine
     // directory's copies, the new server certificate and key), the store keeps whole pairs.
@@ -923,7 +928,7 @@ fn rsa_ecdsa_agent_and_default_keys() {
         let mut cmd = Command::new("ssh-keygen");
         cmd.args(["-q", "-C", name, "-f", path.to_str().unwrap()])
             .args(args);
-        assert!(cmd.status().unwrap().success());
+        assert!(cmd.status_bounded().success());
         let public = fs::read_to_string(path.with_extension("pub")).unwrap();
         host.sh(&format!(
             "echo '{}' >> /root/.ssh/authorized_keys",
@@ -956,12 +961,11 @@ fn rsa_ecdsa_agent_and_default_keys() {
         .args(["-D", "-a", agent_sock.to_str().unwrap()])
         .spawn()
         .unwrap();
-    for _ in 0..50 {
-        if agent_sock.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    common::eventually(
+        std::time::Duration::from_secs(30),
+        "ssh-agent's socket",
+        || agent_sock.exists().then_some(()).ok_or_else(String::new),
+    );
     let askpass = dir.path().join("askpass");
     fs::write(&askpass, "#!/bin/sh\necho secret-pass\n").unwrap();
     fs::set_permissions(
@@ -976,8 +980,7 @@ fn rsa_ecdsa_agent_and_default_keys() {
         .env("SSH_ASKPASS_REQUIRE", "force")
         .env("DISPLAY", ":0")
         .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+        .output_bounded();
     assert!(added.status.success(), "ssh-add: {}", stderr(&added));
     sb.set("SSH_AUTH_SOCK", agent_sock.to_str().unwrap());
     let out = sb.run(&[
@@ -1112,16 +1115,8 @@ fn the_first_hour_on_a_stock_host() {
     assert_eq!(host.sh("ls /etc/docker | grep -c hoist-new || true"), "0\n");
     // The same machine three times in one command (as many as the runtime's workers and more):
     // each waits for the machine's lock off the async workers, so none blocks the others.
-    let mut child = sb.spawn(&["provision", "web", "web", "web"], true);
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed().as_secs() > 120 {
-            let _ = child.kill();
-            panic!("provision web web web is stuck");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
+    let child = sb.spawn(&["provision", "web", "web", "web"], true);
+    let out = common::bounded::finish_within(child, std::time::Duration::from_secs(120));
     common::assert_ok(&out, "hoist");
     // Provisioning reads the store's CA and client certificate under the certificate lock that
     // `regenerate-certs --client-certs` rewrites them under: while another holds it, it waits.
@@ -1137,7 +1132,7 @@ fn the_first_hour_on_a_stock_host() {
         "provision read the certificates while their lock was held"
     );
     drop(certs_lock);
-    let out = child.wait_with_output().unwrap();
+    let out = common::finish(child);
     common::assert_ok(&out, "hoist");
 
     // An upgrade whose package index cannot be fetched fails, with apt's words.
@@ -1166,20 +1161,22 @@ fn the_first_hour_on_a_stock_host() {
     // Ctrl-C during a create names the machine left unfinished, which provision finishes.
     let args = lab::generic_args(&host, "intr");
     let mut child = sb.spawn(&args.iter().map(String::as_str).collect::<Vec<_>>(), true);
-    let started = std::time::Instant::now();
-    loop {
-        let lifecycle = sb.store().load("intr").map(|h| h.lifecycle());
-        if matches!(lifecycle, Ok(hoist::store::config::Lifecycle::Provisioning)) {
-            break;
-        }
-        assert!(
-            started.elapsed().as_secs() < 30 && child.try_wait().unwrap().is_none(),
-            "the create ended before it was provisioning"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::eventually(
+        std::time::Duration::from_secs(120),
+        "the create is provisioning",
+        || {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the create ended before it was provisioning"
+            );
+            match sb.store().load("intr").map(|h| h.lifecycle()) {
+                Ok(hoist::store::config::Lifecycle::Provisioning) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        },
+    );
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    let out = common::finish(child);
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(
@@ -1292,7 +1289,7 @@ fn ssh_waits_for_the_machines_lock_and_never_brings_a_removed_machine_back() {
     // An rm that ran while ssh waited for the lock.
     fs::remove_dir_all(sb.store_path().join("machines/lk")).unwrap();
     drop(lock);
-    let out = child.wait_with_output().unwrap();
+    let out = common::finish(child);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("Docker machine \"lk\" does not exist"),
@@ -1342,7 +1339,7 @@ fn gitlab_runners_sequence_through_the_docker_machine_name() {
             .spawn()
             .unwrap()
     };
-    while child.try_wait().unwrap().is_none() {
+    common::while_running(&mut child, std::time::Duration::from_millis(5), || {
         if let Ok(entries) = fs::read_dir(&machines) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
@@ -1354,9 +1351,8 @@ fn gitlab_runners_sequence_through_the_docker_machine_name() {
                 }
             }
         }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let out = child.wait_with_output().unwrap();
+    });
+    let out = common::finish(child);
     common::assert_ok(&out, "hoist");
     assert!(
         stdout(&out).ends_with("run: docker-machine env runner-1\n"),
@@ -1393,8 +1389,7 @@ fn gitlab_runners_sequence_through_the_docker_machine_name() {
         ])
         .env_remove("DOCKER_HOST")
         .env_remove("DOCKER_CONTEXT")
-        .output()
-        .unwrap();
+        .output_bounded();
     common::assert_ok(&out, "hoist");
     assert!(stdout(&out).contains("runner=gitlab"), "{}", stdout(&out));
     let record: serde_json::Value =
@@ -1425,18 +1420,23 @@ fn sigint_and_sigterm_during_create_leave_a_consistent_record_and_host() {
     let sb = Sandbox::new();
     let key = host.key_str();
     let mut interrupted = 0;
-    for (i, (delay_ms, signal)) in [
-        (150, libc::SIGINT),
-        (400, libc::SIGTERM),
-        (700, libc::SIGINT),
-        (1000, libc::SIGTERM),
-        (1300, libc::SIGINT),
+    // Each create gets its signal as soon as it says it began a step: from making the record to
+    // the last check of the daemon, whatever this machine's speed.
+    for (i, (step, signal)) in [
+        ("Creating machine...", libc::SIGINT),
+        ("Waiting for SSH to be available...", libc::SIGTERM),
+        ("Provisioning with", libc::SIGINT),
+        (
+            "Setting Docker configuration on the remote daemon...",
+            libc::SIGTERM,
+        ),
+        ("Checking connection to Docker...", libc::SIGINT),
     ]
     .into_iter()
     .enumerate()
     {
         let name = format!("sig{i}");
-        let child = sb.spawn(
+        let mut create = common::Watched::new(sb.spawn(
             &[
                 "create",
                 "-d",
@@ -1448,10 +1448,10 @@ fn sigint_and_sigterm_during_create_leave_a_consistent_record_and_host() {
                 &name,
             ],
             true,
-        );
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        unsafe { libc::kill(child.id() as i32, signal) };
-        let out = child.wait_with_output().unwrap();
+        ));
+        assert!(create.line_with(step), "create never said {step:?}");
+        create.signal(signal);
+        let out = create.finish();
         match out.status.code() {
             Some(0) => {}
             Some(code) => {
@@ -1497,8 +1497,9 @@ fn sigint_and_sigterm_during_create_leave_a_consistent_record_and_host() {
             sb.ok(&["rm", "-y", &name]);
         }
     }
+    // Only the last may have finished before its signal came.
     assert!(
-        interrupted >= 3,
+        interrupted >= 4,
         "only {interrupted} of 5 creates were interrupted"
     );
     // The host still takes a machine.
@@ -1962,13 +1963,12 @@ fn a_ca_rotation_never_leaves_a_daemon_refusing_every_client() {
     let roots = sb.dir.path().join("roots.pem");
     // Per machine: (old client, new client) at each probe once the new client exists.
     let mut seen: Vec<Vec<(Verdict, Verdict)>> = vec![Vec::new(); urls.len()];
-    while rotation.try_wait().unwrap().is_none() {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+    common::while_running(&mut rotation, std::time::Duration::from_millis(20), || {
         let Ok(new_ca) = fs::read(certs.join("ca.pem")) else {
-            continue;
+            return;
         };
         if new_ca == old_ca || !certs.join("cert.pem").exists() {
-            continue;
+            return;
         }
         fs::write(&roots, [old_ca.clone(), new_ca].concat()).unwrap();
         for (i, url) in urls.iter().enumerate() {
@@ -1976,8 +1976,8 @@ fn a_ca_rotation_never_leaves_a_daemon_refusing_every_client() {
             let with_new = verdict(url, &roots, &certs.join("cert.pem"), &certs.join("key.pem"));
             seen[i].push((with_old, with_new));
         }
-    }
-    let out = rotation.wait_with_output().unwrap();
+    });
+    let out = common::finish(rotation);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let said = stdout(&out);
     assert!(
@@ -2109,8 +2109,9 @@ fn debian_13_bare_gets_the_distribution_docker() {
     let host = LabHost::start(Variant::TrixieBare, false);
     assert_eq!(host.sh("command -v dockerd || echo none"), "none\n");
     lifecycle_on_debian_13(&host, "trixie-bare", &["--engine-install-method", "distro"]);
-    assert!(
-        host.sh("dpkg-query -W -f '${Status}' docker.io")
-            .contains("installed")
+    // Exactly dpkg's word for an installed package ("not-installed" contains "installed").
+    assert_eq!(
+        host.sh("dpkg-query -W -f '${Status}' docker.io"),
+        "install ok installed"
     );
 }

@@ -9,13 +9,14 @@
 //! instances or faults to the next.
 
 use crate::common;
+use common::Bounded;
 
 use std::collections::HashMap;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::lab::{self, LabHost, Variant};
 use common::{Sandbox, shell_ok, stderr, stdout};
@@ -74,14 +75,11 @@ impl Moto {
             .spawn()
             .unwrap();
         let stdin = child.stdin.take().unwrap();
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "moto did not start"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        common::eventually(Duration::from_secs(60), "moto answers", || {
+            TcpStream::connect(("127.0.0.1", port))
+                .map(drop)
+                .map_err(|e| e.to_string())
+        });
         Moto {
             _child: child,
             _stdin: stdin,
@@ -102,8 +100,7 @@ impl Moto {
         );
         let out = Command::new(&self.python)
             .args(["-c", &program])
-            .output()
-            .unwrap();
+            .output_bounded();
         assert!(out.status.success(), "boto3: {}\n{script}", stderr(&out));
         serde_json::from_str(&stdout(&out)).unwrap_or_else(|e| panic!("{e}: {}", stdout(&out)))
     }
@@ -126,8 +123,7 @@ impl Moto {
     fn control(&self, path: &str) -> String {
         let out = Command::new("curl")
             .args(["-sf", "-X", "POST", &format!("{}{path}", self.endpoint())])
-            .output()
-            .unwrap();
+            .output_bounded();
         assert!(out.status.success(), "moto control {path} failed");
         stdout(&out)
     }
@@ -221,8 +217,7 @@ fn sandbox_key(sb: &Sandbox) -> String {
     let out = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(&key)
-        .output()
-        .unwrap();
+        .output_bounded();
     assert!(out.status.success(), "{}", stderr(&out));
     key.to_str().unwrap().to_string()
 }
@@ -916,23 +911,23 @@ fn killed_during(action: &str, extra: &[&str]) {
             .collect::<Vec<_>>(),
         false,
     );
-    let started = Instant::now();
-    while moto.calls().get(action).copied().unwrap_or(0) == 0 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{action} never called"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::eventually(
+        Duration::from_secs(30),
+        &format!("{action} called"),
+        || match moto.calls().get(action).copied().unwrap_or(0) {
+            0 => Err("not yet".into()),
+            _ => Ok(()),
+        },
+    );
     common::kill9(child);
-    let started = Instant::now();
-    while moto.live_instances().is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "{action}: moto never made the instance"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::eventually(
+        Duration::from_secs(30),
+        &format!("{action}: moto made the instance"),
+        || match moto.live_instances().is_empty() {
+            true => Err("no live instance".into()),
+            false => Ok(()),
+        },
+    );
     assert_eq!(moto.live_instances().len(), 1);
     let ls = sb.ok(&["ls", "--format", "{{.Name}} {{.State}} {{.Error}}"]);
     assert!(ls.contains("k1 Error create was interrupted"), "{ls}");

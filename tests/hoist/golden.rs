@@ -4,6 +4,7 @@
 
 use crate::common;
 use crate::qemu::{BOOTING, KillVmsAtEnd, qemu_args, qemu_processes, run};
+use common::Bounded;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -73,8 +74,7 @@ fn identity(sb: &Sandbox, name: &str) -> Identity {
     let serial = std::process::Command::new("openssl")
         .args(["x509", "-noout", "-serial", "-in"])
         .arg(&local)
-        .output()
-        .unwrap();
+        .output_bounded();
     Identity {
         random,
         host_key,
@@ -228,7 +228,7 @@ fn clones_of_one_golden_are_machines_of_their_own_and_the_golden_never_changes()
         })
         .collect();
     for child in children {
-        let out = child.wait_with_output().unwrap();
+        let out = common::finish(child);
         let said = stdout(&out);
         assert!(out.status.success(), "{said}{}", stderr(&out));
         assert!(
@@ -287,11 +287,16 @@ fn clones_of_one_golden_are_machines_of_their_own_and_the_golden_never_changes()
     let args = clone_args("g", "c4", &[]);
     let mut killed = sb.spawn(&strs(&args), true);
     let c4 = sb.store().machine_dir("c4");
-    let started = Instant::now();
-    while !c4.join("qemu.pid").exists() {
-        assert!(started.elapsed().as_secs() < 60, "c4's QEMU never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    common::eventually(
+        std::time::Duration::from_secs(120),
+        "c4's QEMU started",
+        || {
+            c4.join("qemu.pid")
+                .exists()
+                .then_some(())
+                .ok_or_else(|| "no qemu.pid".into())
+        },
+    );
     killed.kill().unwrap();
     killed.wait().unwrap();
     let ls = sb.ok(&["ls", "--format", "{{.Name}} {{.State}} {{.Error}}"]);
@@ -345,8 +350,7 @@ fn clones_of_one_golden_are_machines_of_their_own_and_the_golden_never_changes()
     let touched = std::process::Command::new("touch")
         .args(["-d", "2001-01-01"])
         .arg(&base)
-        .status()
-        .unwrap();
+        .status_bounded();
     assert!(touched.success());
     let err = sb.fails(&strs(&clone_args("g", "c6", &[])));
     assert!(

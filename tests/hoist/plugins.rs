@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -107,21 +107,8 @@ fn gob_codec_agrees_with_gos_encoding_gob_in_both_directions() {
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(&input).unwrap();
-    let mut output = Vec::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_end(&mut output)
-        .unwrap();
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let out = common::finish(child);
+    let (status, output, err) = (out.status, out.stdout.clone(), stderr(&out));
     assert!(
         status.success(),
         "Go could not decode what hoist sent: {err}"
@@ -297,20 +284,20 @@ fn slow_create(sb: &mut Sandbox, name: &str) -> (std::process::Child, std::path:
     // The plugin writes its pid at start; the create's own plugin is the second one (the
     // first answers the flag lookup and is closed before the record is made): wait for the
     // record, then for a pid file that names a live plugin.
-    let started = Instant::now();
     let record = sb.store_path().join(format!("machines/{name}/config.json"));
-    loop {
-        let pid = std::fs::read_to_string(&pidfile).unwrap_or_default();
-        let alive = !pid.trim().is_empty() && Path::new(&format!("/proc/{}", pid.trim())).exists();
-        if record.exists() && alive {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no record or no live plugin appeared"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::eventually(
+        Duration::from_secs(60),
+        "a record and a live plugin",
+        || {
+            let pid = std::fs::read_to_string(&pidfile).unwrap_or_default();
+            let alive =
+                !pid.trim().is_empty() && Path::new(&format!("/proc/{}", pid.trim())).exists();
+            match (record.exists(), alive) {
+                (true, true) => Ok(()),
+                seen => Err(format!("(record, plugin alive) = {seen:?}")),
+            }
+        },
+    );
     (child, pidfile)
 }
 
@@ -321,7 +308,7 @@ fn ctrl_c_ends_the_plugin_at_once_and_leaves_a_removable_record() {
     let (child, _) = slow_create(&mut sb, "intr");
     let started = Instant::now();
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    let out = common::finish(child);
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(stderr(&out).contains("Interrupted"), "{}", stderr(&out));
     assert!(plugin::none_left(&path, 3), "the plugin outlived hoist");
@@ -365,7 +352,7 @@ fn a_plugin_killed_mid_create_fails_the_create_at_once() {
         .unwrap();
     let started = Instant::now();
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    let out = child.wait_with_output().unwrap();
+    let out = common::finish(child);
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -667,16 +654,15 @@ fn ls_never_runs_more_plugins_than_its_cap() {
         plugin_record(&sb, &format!("cap{i}"), "labplug", port);
     }
     sb.set("LABPLUG_STATE_DELAY", "1s");
-    let mut child = sb.spawn(&["ls", "--format", "{{.Name}} {{.State}}"], true);
+    let mut child = sb.spawn(&["ls", "--format", "{{.Name}} {{.State}} {{.Error}}"], true);
     let mut most = 0;
-    while child.try_wait().unwrap().is_none() {
+    common::while_running(&mut child, Duration::from_millis(10), || {
         most = most.max(plugin::processes(&path).len());
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
+    });
+    let out = common::finish(child);
     common::assert_ok(&out, "hoist ls");
     assert_eq!(
-        stdout(&out).matches(" Stopped\n").count(),
+        stdout(&out).matches(" Stopped \n").count(),
         machines,
         "{}",
         stdout(&out)
@@ -686,6 +672,29 @@ fn ls_never_runs_more_plugins_than_its_cap() {
         "{most} plugins ran at once"
     );
     assert!(most > 1, "the plugins never ran side by side ({most})");
+    assert!(plugin::none_left(&path, 5));
+}
+
+/// A plugin slow to answer on a loaded machine: GetVersion takes 6 s, GetState 5 s. The plugin
+/// exits 10 s after printing its address unless a heartbeat comes; hoist's first one must not
+/// wait an interval after GetVersion (it did: the plugin exited during GetState and `ls` said
+/// `Error`, as CI's busy run of the cap test did for one of its 24 plugins).
+#[test]
+#[ignore = "needs Go (golang-go) for the test plugin; lab/test runs it"]
+fn a_plugin_slow_on_a_loaded_machine_is_kept_alive_until_its_answer() {
+    let (mut sb, path) = with_plugin();
+    plugin_record(&sb, "slow", "labplug", common::closed_port());
+    sb.set("LABPLUG_VERSION_DELAY", "6s")
+        .set("LABPLUG_STATE_DELAY", "5s");
+    let out = sb.run(&[
+        "ls",
+        "--timeout",
+        "60",
+        "--format",
+        "{{.Name}} {{.State}} {{.Error}}",
+    ]);
+    common::assert_ok(&out, "hoist ls");
+    assert_eq!(stdout(&out), "slow Stopped \n", "{}", stderr(&out));
     assert!(plugin::none_left(&path, 5));
 }
 

@@ -3,6 +3,7 @@
 //! software emulation here. One VM is shared by the lifecycle test; the parallel test boots two.
 
 use crate::common;
+use common::Bounded;
 
 use std::fs;
 use std::io::{Read, Write};
@@ -160,8 +161,7 @@ pub(crate) fn run(sb: &Sandbox, args: &[String]) -> std::process::Output {
 pub(crate) fn qemu_processes(dir: &std::path::Path) -> usize {
     let out = std::process::Command::new("pgrep")
         .args(["-f", &format!("qemu-system.*{}", dir.display())])
-        .output()
-        .unwrap();
+        .output_bounded();
     stdout(&out).lines().count()
 }
 
@@ -302,18 +302,22 @@ fn two_vms_at_once_get_their_own_ports_and_a_killed_create_is_removed_whole() {
     // Both QEMUs run (each forwards its own two ports); then hoist is killed mid-create of b:
     // the record names it, and rm removes it all.
     let (a_dir, b_dir) = (sb.store().machine_dir("a"), sb.store().machine_dir("b"));
-    let started = std::time::Instant::now();
-    while !(a_dir.join("qemu.pid").exists() && b_dir.join("qemu.pid").exists()) {
-        assert!(started.elapsed().as_secs() < 120, "the QEMUs never started");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    common::eventually(
+        std::time::Duration::from_secs(120),
+        "both QEMUs started",
+        || {
+            (a_dir.join("qemu.pid").exists() && b_dir.join("qemu.pid").exists())
+                .then_some(())
+                .ok_or_else(|| "a qemu.pid is missing".into())
+        },
+    );
     let mut all = [forwarded_ports(&a_dir), forwarded_ports(&b_dir)].concat();
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 4, "ports shared: {all:?}");
     second.kill().unwrap();
     second.wait().unwrap();
-    let out = first.wait_with_output().unwrap();
+    let out = common::finish(first);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     assert!(!stdout(&out).contains("Warning: KVM"), "{}", stdout(&out));
     assert_eq!(
@@ -402,8 +406,7 @@ fn bad_inputs_and_downloads_fail_in_one_line_and_leave_nothing_behind() {
     let small = sb.dir.path().join("small.qcow2");
     let st = std::process::Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2", small.to_str().unwrap(), "1G"])
-        .status()
-        .unwrap();
+        .status_bounded();
     assert!(st.success());
     let body = fs::read(&small).unwrap();
     let digest = ring::digest::digest(&ring::digest::SHA256, &body);

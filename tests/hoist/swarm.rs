@@ -7,7 +7,7 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::lab::{self, LabHost, Variant};
-use common::{Sandbox, shell, shell_ok, stderr, stdout};
+use common::{Sandbox, eventually, shell, shell_ok, stderr, stdout};
 
 /// Creates one machine per host, in parallel, named `names`.
 fn machines(sb: &Sandbox, hosts: &[LabHost], names: &[&str]) {
@@ -35,20 +35,6 @@ fn import_busybox(sb: &Sandbox, names: &[&str]) {
         })
         .collect();
     shell_ok(sb, &format!("{} wait", script.join(" ")));
-}
-
-/// Polls `check` every half second until it returns `Ok`; after `limit`, panics with `what` and
-/// what the last check saw (its `Err`). Prints how long it took, so a run's log shows the margin.
-fn eventually(limit: Duration, what: &str, mut check: impl FnMut() -> Result<(), String>) {
-    let start = Instant::now();
-    while let Err(seen) = check() {
-        assert!(
-            start.elapsed() < limit,
-            "not within {limit:?}: {what}; last seen: {seen}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    eprintln!("{what} after {:.1?}", start.elapsed());
 }
 
 /// `swarm ls MANAGER`: its table, or its error line.

@@ -2,6 +2,7 @@
 //! what to type, help that reads well, completions, and output piped into `head`.
 
 use crate::common;
+use common::Bounded;
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
@@ -106,7 +107,8 @@ fn run_into_closed_pipe(sb: &Sandbox, args: &[&str]) -> std::process::Output {
         .stdin(Stdio::null())
         .stdout(Stdio::from(write))
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
+        .map(common::finish)
         .unwrap()
 }
 
@@ -364,8 +366,7 @@ fn env_output_keeps_crafted_values_exactly_in_every_shell_and_runs_nothing() {
             .envs(&sb.env)
             .env("PATH", &path)
             .env("SHELL", format!("/bin/{shell}"))
-            .output()
-            .unwrap_or_else(|e| panic!("{program}: {e} (lab/lab deps installs it)"));
+            .output_bounded();
         assert!(out.status.success(), "{program} {args:?}: {}", stderr(&out));
         let markers: Vec<_> = std::fs::read_dir(cwd.path()).unwrap().flatten().collect();
         assert!(

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use super::{Sandbox, stderr, stdout};
+use super::{Bounded, Sandbox, stderr, stdout};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -46,8 +46,7 @@ pub fn lab(args: &[&str]) -> Output {
     Command::new(lab_tool())
         .args(args)
         .stdin(Stdio::null())
-        .output()
-        .expect("cannot run lab/lab")
+        .output_bounded()
 }
 
 /// Host variants.
@@ -287,8 +286,7 @@ pub fn busybox_tarball(dir: &std::path::Path) -> PathBuf {
             &tar.to_string_lossy(),
             ".",
         ])
-        .status()
-        .unwrap();
+        .status_bounded();
     assert!(st.success());
     tar
 }

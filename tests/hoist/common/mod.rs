@@ -1,8 +1,11 @@
 //! Helpers of the CLI tests: a sandboxed store, the built binary, and a TLS daemon on loopback
 //! that demands the store's client certificate, as dockerd with `--tlsverify` does.
 
+pub mod bounded;
 pub mod lab;
 pub mod plugin;
+
+pub use bounded::{Bounded, Watched, eventually, finish, while_running};
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -71,8 +74,7 @@ impl Sandbox {
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(&hoist_bin(), args)
             .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .output_bounded()
     }
 
     /// Runs hoist invoked under another name (a symlink), as `docker-machine`.
@@ -85,7 +87,7 @@ impl Sandbox {
         }
         let mut cmd = self.command(Path::new(name), args);
         cmd.env("PATH", format!("{}:{}", bin.display(), self.env["PATH"]));
-        cmd.stdin(Stdio::null()).output().unwrap()
+        cmd.stdin(Stdio::null()).output_bounded()
     }
 
     /// Starts hoist in the background; `capture` keeps its output for `wait_with_output`.
@@ -120,7 +122,7 @@ impl Sandbox {
             .unwrap()
             .write_all(input.as_bytes())
             .unwrap();
-        child.wait_with_output().unwrap()
+        finish(child)
     }
 
     /// Runs hoist and asserts success; returns stdout.
@@ -180,8 +182,7 @@ impl Sandbox {
         let out = self
             .command(Path::new("/usr/bin/time"), &time_args)
             .stdin(Stdio::null())
-            .output()
-            .unwrap();
+            .output_bounded();
         let kib = fs::read_to_string(report.path()).unwrap();
         let kib = kib
             .trim()
@@ -198,8 +199,7 @@ impl Sandbox {
             .env("LD_PRELOAD", kill_at_rename_shim())
             .env("HOIST_TEST_KILL_AT_RENAME", n.to_string())
             .stdin(Stdio::null())
-            .output()
-            .unwrap();
+            .output_bounded();
         use std::os::unix::process::ExitStatusExt;
         out.status.signal() == Some(libc::SIGKILL)
     }
@@ -253,8 +253,7 @@ fn kill_at_rename_shim() -> &'static Path {
             .args(["-shared", "-fPIC", "-O2", "-Wall", "-o"])
             .arg(&shim)
             .arg(&src)
-            .output()
-            .expect("cc (gcc) compiles the rename shim");
+            .output_bounded();
         assert!(
             out.status.success(),
             "cc {}: {}",
@@ -307,8 +306,7 @@ pub fn shell(sb: &Sandbox, script: &str) -> Output {
         .env_clear()
         .envs(&sb.env)
         .env("PATH", format!("{}:{}", bin.display(), sb.env["PATH"]))
-        .output()
-        .unwrap()
+        .output_bounded()
 }
 
 /// A port on 127.0.0.1 that nothing listens on, and nothing else can take while the tests run:
@@ -363,11 +361,14 @@ pub enum Behaviour {
     Hang,
     /// Mutual TLS, then answers every request with these bytes, as a hostile daemon would.
     Raw(&'static [u8]),
-    /// Mutual TLS, then answers each request with a random mutation of a real answer (a fuzz
-    /// run of the client's HTTP parsing); the seed makes a run repeatable.
+    /// Mutual TLS, then answers the first request with a random mutation of a real answer and
+    /// closes the connection (a fuzz run of the client's HTTP parsing); the seed makes a run
+    /// repeatable.
     Mutations(u64),
     /// Mutual TLS, then an answer that never ends, until the client hangs up.
     Endless(Flood),
+    /// As `Answer`, but `GET /info` is never answered: a manager whose swarm lost its quorum.
+    NoQuorum,
 }
 
 /// How an endless answer goes on.
@@ -584,6 +585,10 @@ impl FakeDaemon {
                         let request_line = head.lines().next().unwrap_or("");
                         let request_line = request_line.trim_end_matches(" HTTP/1.1").to_string();
                         recorded.lock().unwrap().push(request_line.clone());
+                        if behaviour == Behaviour::NoQuorum && request_line.starts_with("GET /info") {
+                            // Holds the connection open, as a daemon waiting for its raft.
+                            std::future::pending::<()>().await;
+                        }
                         if let Behaviour::Endless(flood) = behaviour {
                             let (first, again) = flood.parts();
                             if tls.write_all(first).await.is_err() {
@@ -621,7 +626,9 @@ impl FakeDaemon {
                         if tls.write_all(&response).await.is_err() {
                             return;
                         }
-                        if behaviour == Behaviour::AnswerOnce {
+                        // A mutated answer is the connection's last word: a client waiting for
+                        // the rest of a cut answer meets its end, not its own timeout.
+                        if matches!(behaviour, Behaviour::AnswerOnce | Behaviour::Mutations(_)) {
                             let _ = tls.shutdown().await;
                             return;
                         }
@@ -753,10 +760,7 @@ pub fn check_store(sb: &Sandbox) {
 }
 
 fn openssl(args: &[&str]) -> String {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl");
+    let out = Command::new("openssl").args(args).output_bounded();
     assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
     stdout(&out)
 }
@@ -768,8 +772,7 @@ pub fn assert_signed_by(cert: &Path, ca: &Path) {
         .args(["verify", "-no_check_time", "-CAfile"])
         .arg(ca)
         .arg(cert)
-        .output()
-        .expect("openssl");
+        .output_bounded();
     assert!(
         out.status.success(),
         "{} is not signed by {}: {}{}",
@@ -797,7 +800,7 @@ pub fn assert_key_matches(cert: &Path, key: &Path) {
 pub fn wait_all_creating_one_ca(children: Vec<std::process::Child>) -> usize {
     let mut created = 0;
     for child in children {
-        let out = child.wait_with_output().unwrap();
+        let out = finish(child);
         assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
         created += stdout(&out).matches("Creating CA:").count();
     }
@@ -811,8 +814,8 @@ pub fn wait_until_waiting_for_lock(pid: u32, path: &Path, limit: std::time::Dura
     use std::os::unix::fs::MetadataExt;
     let inode = fs::metadata(path).unwrap().ino().to_string();
     let pid = pid.to_string();
-    let started = std::time::Instant::now();
-    loop {
+    let what = format!("process {pid} waits for the lock on {}", path.display());
+    eventually(limit, &what, || {
         let locks = fs::read_to_string("/proc/locks").expect("/proc/locks cannot be read");
         let waiting = locks.lines().any(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
@@ -820,16 +823,10 @@ pub fn wait_until_waiting_for_lock(pid: u32, path: &Path, limit: std::time::Dura
                 && f.get(5) == Some(&pid.as_str())
                 && f.get(6).and_then(|d| d.rsplit(':').next()) == Some(inode.as_str())
         });
-        if waiting {
-            return;
-        }
-        assert!(
-            started.elapsed() < limit,
-            "process {pid} never waited for the lock on {}; /proc/locks:\n{locks}",
-            path.display()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+        waiting
+            .then_some(())
+            .ok_or_else(|| format!("/proc/locks:\n{locks}"))
+    });
 }
 
 /// A small random source (xorshift) for tests that kill at random moments: seeded from the clock,

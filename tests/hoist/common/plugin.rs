@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use super::Sandbox;
+use super::{Bounded, Sandbox};
 
 /// The built plugin binary; panics with the reason when Go cannot build it.
 pub fn built() -> PathBuf {
@@ -26,8 +26,7 @@ pub fn built() -> PathBuf {
                 .env("GOPROXY", "off")
                 .env("GOCACHE", out_dir.join("gocache"))
                 .env("CGO_ENABLED", "0")
-                .status()
-                .expect("cannot run go: install golang-go (lab/lab deps does)");
+                .status_bounded();
             assert!(status.success(), "go build of tests/labplug failed");
             out
         })
@@ -79,11 +78,13 @@ fn is_zombie(pid: u32) -> bool {
 /// Waits up to `seconds` for no process to run `path`; returns whether none does.
 pub fn none_left(path: &Path, seconds: u64) -> bool {
     let started = std::time::Instant::now();
-    while started.elapsed().as_secs() < seconds {
+    loop {
         if processes(path).is_empty() {
             return true;
         }
+        if started.elapsed().as_secs() >= seconds {
+            return false;
+        }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    processes(path).is_empty()
 }
