@@ -26,3 +26,24 @@ impl Reporter for DebugOnly {
         self.0.debug(message);
     }
 }
+
+/// Keeps the step messages, for unit tests that check what an operation said.
+#[cfg(test)]
+#[derive(Default)]
+pub struct Recorder(std::sync::Mutex<Vec<String>>);
+
+#[cfg(test)]
+impl Reporter for Recorder {
+    fn info(&self, message: &str) {
+        self.0.lock().unwrap().push(message.to_string());
+    }
+    fn debug(&self, _: &str) {}
+}
+
+#[cfg(test)]
+impl Recorder {
+    /// The step messages so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}

@@ -1,7 +1,7 @@
 //! The create pipeline and the power commands against an in-process fake driver: the driver
 //! logic, without a lab.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::create::{self, CreateOptions};
 use super::power::{self, Power};
@@ -10,26 +10,9 @@ use crate::driver::fake::FakeDriver;
 use crate::driver::{FlagValue, FlagValues, State};
 use crate::error::Error;
 use crate::machine::Machine;
-use crate::report::Reporter;
+use crate::report::Recorder as Steps;
 use crate::store::Store;
 use crate::store::config::Lifecycle;
-
-/// Keeps the step messages.
-#[derive(Default)]
-struct Steps(Mutex<Vec<String>>);
-
-impl Reporter for Steps {
-    fn info(&self, message: &str) {
-        self.0.lock().unwrap().push(message.to_string());
-    }
-    fn debug(&self, _: &str) {}
-}
-
-impl Steps {
-    fn lines(&self) -> Vec<String> {
-        self.0.lock().unwrap().clone()
-    }
-}
 
 fn context(dir: &std::path::Path) -> (Context, Arc<Steps>) {
     let steps = Arc::new(Steps::default());

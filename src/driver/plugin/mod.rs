@@ -13,6 +13,9 @@
 pub mod gob;
 pub mod rpc;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -107,11 +110,14 @@ struct Process {
     label: Arc<Mutex<String>>,
 }
 
-/// Starts the plugin binary for `name` and reads its address.
-async fn launch(name: &str, env: &DriverEnv) -> Result<(Process, SocketAddr), DriverError> {
-    let path = find_binary(name)?;
+/// Starts the plugin binary at `path` for driver `name` and reads its address.
+async fn launch(
+    path: &Path,
+    name: &str,
+    env: &DriverEnv,
+) -> Result<(Process, SocketAddr), DriverError> {
     let binary = path.display().to_string();
-    let mut child = Command::new(&path)
+    let mut child = Command::new(path)
         .env("MACHINE_PLUGIN_TOKEN", "42")
         .env("MACHINE_PLUGIN_DRIVER_NAME", name)
         .stdin(Stdio::null())
@@ -220,7 +226,17 @@ pub async fn open(
     config: &Map<String, Json>,
     env: &DriverEnv,
 ) -> Result<Box<dyn Driver>, DriverError> {
-    let (process, addr) = launch(name, env).await?;
+    open_binary(&find_binary(name)?, name, config, env).await
+}
+
+/// [`open`] with the plugin binary at `path`.
+async fn open_binary(
+    path: &Path,
+    name: &str,
+    config: &Map<String, Json>,
+    env: &DriverEnv,
+) -> Result<Box<dyn Driver>, DriverError> {
+    let (process, addr) = launch(path, name, env).await?;
     let binary = process.binary.clone();
     let client = tokio::task::spawn_blocking(move || RpcClient::connect(addr, ADDRESS_WAIT))
         .await

@@ -8,6 +8,9 @@ mod image;
 mod qmp;
 mod vm;
 
+#[cfg(test)]
+mod tests;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
