@@ -16,6 +16,8 @@ pub struct Script {
     pub state: Option<State>,
     /// Operations that fail, by name.
     pub failing: Vec<&'static str>,
+    /// Whether it removes what a failed create made (as EC2's does).
+    pub removes_failed_create: bool,
 }
 
 /// The fake driver; clones share one [`Script`].
@@ -115,5 +117,8 @@ impl Driver for FakeDriver {
     /// Like `none`: nothing to provision, so a create ends after the driver's.
     fn provisions(&self) -> bool {
         false
+    }
+    fn removes_failed_create(&self) -> bool {
+        self.script.lock().unwrap().removes_failed_create
     }
 }

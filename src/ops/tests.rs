@@ -117,6 +117,62 @@ async fn a_failed_driver_create_leaves_a_failed_record_that_keeps_the_drivers_st
     );
 }
 
+/// A create whose driver fails in `create` and removes what a failed create made (as EC2's
+/// does), with `--keep-on-failure` or not; its error, the driver's calls and the store's record.
+async fn failed_create_of_a_removing_driver(
+    failing: &[&'static str],
+    keep_on_failure: bool,
+) -> (String, Vec<String>, Option<Lifecycle>, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (ctx, steps) = context(dir.path());
+    let fake = FakeDriver::new(State::None, failing);
+    fake.script.lock().unwrap().removes_failed_create = true;
+    let opts = CreateOptions {
+        keep_on_failure,
+        ..options("cloud")
+    };
+    let err = create::create(&ctx, &opts, Box::new(fake.clone()), steps.as_ref())
+        .await
+        .unwrap_err()
+        .to_string();
+    let record = ctx.store.load("cloud").ok().map(|h| h.lifecycle());
+    (err, fake.calls(), record, steps.lines())
+}
+
+#[tokio::test]
+async fn a_driver_that_removes_a_failed_create_leaves_nothing_unless_asked_to_keep_it() {
+    let (err, calls, record, steps) = failed_create_of_a_removing_driver(&["create"], false).await;
+    assert_eq!(
+        err,
+        "Error creating machine: Error in driver during machine creation: fake: create failed; everything it made was removed"
+    );
+    assert_eq!(calls.last().map(String::as_str), Some("remove"));
+    assert_eq!(record, None, "the record is gone with the machine");
+    assert!(steps.contains(
+        &"Removing what the failed create made (--keep-on-failure keeps it)...".to_string()
+    ));
+    // --keep-on-failure: nothing removed, the failed record kept for provision or rm.
+    let (err, calls, record, _) = failed_create_of_a_removing_driver(&["create"], true).await;
+    assert_eq!(
+        err,
+        "Error creating machine: Error in driver during machine creation: fake: create failed"
+    );
+    assert!(!calls.contains(&"remove".to_string()), "{calls:?}");
+    assert_eq!(record, Some(Lifecycle::Failed));
+}
+
+#[tokio::test]
+async fn a_removal_that_fails_too_keeps_the_record_for_rm() {
+    let (err, calls, record, _) =
+        failed_create_of_a_removing_driver(&["create", "remove"], false).await;
+    assert_eq!(
+        err,
+        "Error creating machine: Error in driver during machine creation: fake: create failed; removing what it made failed too (fake: remove failed); 'hoist rm cloud' tries again"
+    );
+    assert_eq!(calls.last().map(String::as_str), Some("remove"));
+    assert_eq!(record, Some(Lifecycle::Failed));
+}
+
 async fn machine(ctx: &Context, state: State, failing: &[&'static str]) -> (Machine, FakeDriver) {
     let fake = FakeDriver::new(state, failing);
     let host = create::new_host(ctx, &options("pw"), "fake", serde_json::Map::new()).unwrap();

@@ -9,6 +9,9 @@ pub mod live_restore;
 pub mod os;
 pub mod systemd;
 
+#[cfg(test)]
+mod tests;
+
 use std::time::{Duration, Instant};
 
 use crate::cert;
@@ -91,6 +94,7 @@ pub fn set_install_method(host: &mut Host, method: InstallMethod) {
 }
 
 /// What the first round trip learns about the host.
+#[derive(Debug)]
 struct Probe {
     os: os::OsRelease,
     dockerd: String,
@@ -112,23 +116,30 @@ async fn probe(remote: &Remote<'_>) -> Result<Probe> {
             None,
         )
         .await?;
-    let text = out.stdout_text();
-    let mut parts = text.split("@@hoist@@\n");
-    let os = os::parse_os_release(parts.next().unwrap_or(""));
-    let dockerd = parts.next().unwrap_or("").trim().to_string();
-    let socket = match parts.next().unwrap_or("").trim() {
-        "enabled" | "static" | "indirect" | "enabled-runtime" => LocalSocket::SystemdSocket,
-        _ => LocalSocket::Unix,
-    };
-    let daemon = DaemonState::from_info(parts.next().unwrap_or(""));
-    let dropin = parts.next().unwrap_or("").to_string();
-    Ok(Probe {
-        os,
-        dockerd,
-        socket,
-        daemon,
-        dropin,
-    })
+    Ok(Probe::parse(&out.stdout_text()))
+}
+
+impl Probe {
+    /// Reads the probe's output: its sections, separated by `@@hoist@@` lines. A section that is
+    /// missing (the host's shell ended early) reads as nothing found.
+    fn parse(text: &str) -> Probe {
+        let mut parts = text.split("@@hoist@@\n");
+        let os = os::parse_os_release(parts.next().unwrap_or(""));
+        let dockerd = parts.next().unwrap_or("").trim().to_string();
+        let socket = match parts.next().unwrap_or("").trim() {
+            "enabled" | "static" | "indirect" | "enabled-runtime" => LocalSocket::SystemdSocket,
+            _ => LocalSocket::Unix,
+        };
+        let daemon = DaemonState::from_info(parts.next().unwrap_or(""));
+        let dropin = parts.next().unwrap_or("").to_string();
+        Probe {
+            os,
+            dockerd,
+            socket,
+            daemon,
+            dropin,
+        }
+    }
 }
 
 /// The provisioner family of a host's `/etc/os-release`, or an error naming the ones hoist knows.
@@ -161,47 +172,51 @@ async fn set_hostname(remote: &Remote<'_>, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// The shell text that installs Docker on a host of `family` with `method` (`url`: the install
+/// script's), and what it is called in messages; `None` for `--engine-install-method none`.
+fn install_script(family: &Family, method: InstallMethod, url: &str) -> Option<(String, String)> {
+    match method {
+        InstallMethod::None => None,
+        InstallMethod::Distro => Some((
+            format!("installing {} from the distribution", family.docker_package),
+            format!(
+                "{} && systemctl enable --now docker",
+                family.install_command(&[family.docker_package])
+            ),
+        )),
+        InstallMethod::Auto | InstallMethod::Script => Some((
+            format!("installing Docker with the script at {url}"),
+            format!(
+                "command -v curl >/dev/null || {{ {}; }} && d=$(mktemp -d) && trap 'rm -rf \"$d\"' EXIT && curl -fsSL --connect-timeout 20 --url {} -o \"$d/install.sh\" && sh \"$d/install.sh\" && systemctl enable --now docker",
+                family.install_command(&["curl", "ca-certificates"]),
+                quote(url)
+            ),
+        )),
+    }
+}
+
 async fn install_docker(
     remote: &Remote<'_>,
     family: &Family,
     method: InstallMethod,
     url: &str,
 ) -> Result<()> {
-    match method {
-        InstallMethod::None => Err(Error::Other(format!(
+    let Some((what, script)) = install_script(family, method, url) else {
+        return Err(Error::Other(format!(
             "Docker is not installed on machine \"{}\" and --engine-install-method is none",
             remote.machine
-        ))),
-        InstallMethod::Distro => {
-            let script = format!(
-                "{} && systemctl enable --now docker",
-                family.install_command(&[family.docker_package])
-            );
-            remote
-                .root_ok(
-                    &format!("installing {} from the distribution", family.docker_package),
-                    &script,
-                    None,
-                )
-                .await?;
-            Ok(())
-        }
-        InstallMethod::Auto | InstallMethod::Script => {
-            let script = format!(
-                "command -v curl >/dev/null || {{ {}; }} && d=$(mktemp -d) && trap 'rm -rf \"$d\"' EXIT && curl -fsSL --connect-timeout 20 --url {} -o \"$d/install.sh\" && sh \"$d/install.sh\" && systemctl enable --now docker",
-                family.install_command(&["curl", "ca-certificates"]),
-                quote(url)
-            );
-            remote
-                .root_ok(&format!("installing Docker with the script at {url}"), &script, None)
-                .await
-                .map(|_| ())
-                .map_err(|e| Error::Other(format!(
-                    "{e}; to install the distribution's package instead, run '{} provision --engine-install-method distro {}'",
-                    crate::context::program_name(),
-                    remote.machine
-                )))
-        }
+        )));
+    };
+    let installed = remote.root_ok(&what, &script, None).await.map(|_| ());
+    match method {
+        InstallMethod::Distro => Ok(installed?),
+        _ => installed.map_err(|e| {
+            Error::Other(format!(
+                "{e}; to install the distribution's package instead, run '{} provision --engine-install-method distro {}'",
+                crate::context::program_name(),
+                remote.machine
+            ))
+        }),
     }
 }
 
