@@ -199,8 +199,10 @@ fn plugins_that_fail_to_start_are_clear_errors_and_leave_nothing() {
         assert_eq!(out.status.code(), Some(1), "{mode}: {err}");
         assert!(err.contains(message), "{mode}: {err}");
         assert_eq!(err.lines().count(), 1, "{mode}: one line: {err}");
+        // Bounded by the 10 s address wait, not by the misbehaving plugin (no-address sleeps
+        // 60 s); the rest is margin for a loaded machine.
         assert!(
-            started.elapsed() < Duration::from_secs(15),
+            started.elapsed() < Duration::from_secs(30),
             "{mode} took {:?}",
             started.elapsed()
         );

@@ -119,7 +119,7 @@ fn now() -> f64 {
 
 #[test]
 #[ignore = "needs the lab: HOIST_LAB=1 lab/test"]
-fn kvm_asked_for_fails_within_a_minute_when_it_cannot_boot_the_vm() {
+fn kvm_asked_for_fails_at_the_kvm_verdict_when_it_cannot_boot_the_vm() {
     lab::require();
     let mut sb = Sandbox::new();
     let _vms = KillVmsAtEnd(sb.store_path());
@@ -131,7 +131,8 @@ fn kvm_asked_for_fails_within_a_minute_when_it_cannot_boot_the_vm() {
     );
     let took = began.elapsed().as_secs();
     assert!(!out.status.success());
-    assert!(took < 60, "took {took}s");
+    // The 25 s verdict, not the 300 s boot wait; the rest is margin for a loaded machine.
+    assert!(took < 120, "took {took}s");
     let err = stderr(&out);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
@@ -200,7 +201,9 @@ fn a_vm_runs_containers_keeps_its_volumes_across_power_cycles_and_goes_away_whol
     let sb = Sandbox::new();
     let _vms = KillVmsAtEnd(sb.store_path());
     let base = fs::metadata(&vm_image().disk).unwrap();
-    let out = run(&sb, &qemu_args("vm", &[]));
+    // A kernel command line of the user's (--qemu-append replaces the default one).
+    let append = "root=/dev/vda rw console=ttyS0 quiet hoist.lab=appended";
+    let out = run(&sb, &qemu_args("vm", &["--qemu-append", append]));
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let said = stdout(&out);
     // KVM where it boots Linux here, else software emulation with one warning that says why.
@@ -232,6 +235,10 @@ fn a_vm_runs_containers_keeps_its_volumes_across_power_cycles_and_goes_away_whol
     );
     // ssh and scp into the VM, with the key hoist made for it; the hostname cloud-init set.
     assert_eq!(sb.ok(&["ssh", "vm", "hostname"]), "vm\n");
+    assert_eq!(
+        sb.ok(&["ssh", "vm", "cat", "/proc/cmdline"]),
+        format!("{append}\n")
+    );
     let local = sb.dir.path().join("note.txt");
     fs::write(&local, "to the vm\n").unwrap();
     sb.ok(&["scp", local.to_str().unwrap(), "vm:/root/note.txt"]);

@@ -404,3 +404,36 @@ fn env_output_keeps_crafted_values_exactly_in_every_shell_and_runs_nothing() {
     // PowerShell and cmd are not installed here: their escaping is tested on strings
     // (src/shell.rs, values_are_escaped_for_each_shell).
 }
+
+/// Elvish's completion, run by the real elvish (Debian's package). The script registers itself
+/// in `edit:completion:arg-completer`, a namespace of the interactive editor only, so the test
+/// gives it a stand-in namespace and calls the completer as the editor would.
+#[test]
+fn elvish_completes_commands_and_a_commands_flags() {
+    let sb = Sandbox::new();
+    let script = sb.dir.path().join("hoist.elv");
+    let stand_in = "var edit: = (ns [&completion:= (ns [&arg-completer= [&]]) &complex-candidate~= {|text &display=''| put $text}])\n";
+    let complete = |words: &str| {
+        let completer = format!(
+            "{stand_in}{}\n$edit:completion:arg-completer[hoist] {words} | each {{|c| echo $c}}\n",
+            sb.ok(&["completion", "elvish"])
+        );
+        std::fs::write(&script, completer).unwrap();
+        let out = Command::new("elvish")
+            .arg("-norc")
+            .arg(&script)
+            .output_bounded();
+        assert!(out.status.success(), "elvish: {}", stderr(&out));
+        stdout(&out)
+    };
+    let commands = complete("hoist ''");
+    assert!(
+        commands.lines().any(|l| l == "regenerate-certs") && commands.lines().any(|l| l == "ls"),
+        "{commands}"
+    );
+    let flags = complete("hoist ls ''");
+    assert!(
+        flags.lines().any(|l| l == "--filter") && !flags.lines().any(|l| l == "regenerate-certs"),
+        "{flags}"
+    );
+}

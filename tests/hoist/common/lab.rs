@@ -140,8 +140,10 @@ impl LabHost {
         assert_eq!(
             hosts.len(),
             n,
-            "lab up started {} hosts, not {n}",
-            hosts.len()
+            "lab up {args:?} started {} hosts, not {n}: {}{}",
+            hosts.len(),
+            stdout(&out),
+            stderr(&out)
         );
         hosts
     }
