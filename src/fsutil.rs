@@ -182,6 +182,14 @@ pub fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
+/// Writes an executable `/bin/sh` script at `path` with `body`: the stand-in programs of the
+/// unit tests (a plugin, QEMU, curl, systemctl).
+#[cfg(test)]
+pub fn write_sh_script(path: &Path, body: &str) {
+    std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

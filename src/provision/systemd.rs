@@ -283,17 +283,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("reloaded");
         let fake = dir.path().join("systemctl");
-        std::fs::write(
+        crate::fsutil::write_sh_script(
             &fake,
-            format!(
-                "#!/bin/sh\ncase \"$1\" in show) printf '%s\\n' '{}' | tr '|' '\\n' ;; daemon-reload) touch {} ;; esac\n",
+            &format!(
+                "case \"$1\" in show) printf '%s\\n' '{}' | tr '|' '\\n' ;; daemon-reload) touch {} ;; esac",
                 shown,
                 log.display()
             ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        );
         let path = format!(
             "{}:{}",
             dir.path().display(),

@@ -134,14 +134,13 @@ fn run_with_stand_ins(dir: &Path, script: &str) -> String {
     std::fs::create_dir_all(&bin).unwrap();
     let log = dir.join("log");
     let stand_in = |name: &str, extra: &str| {
-        let path = bin.join(name);
-        std::fs::write(
-            &path,
-            format!("#!/bin/sh\nfor a in \"$@\"; do printf '%s|' \"$a\" >> {log}; done; echo >> {log}\n{extra}\n", log = log.display()),
-        )
-        .unwrap();
-        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        crate::fsutil::write_sh_script(
+            &bin.join(name),
+            &format!(
+                "for a in \"$@\"; do printf '%s|' \"$a\" >> {log}; done; echo >> {log}\n{extra}",
+                log = log.display()
+            ),
+        );
     };
     stand_in(
         "curl",

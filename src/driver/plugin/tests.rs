@@ -81,8 +81,7 @@ fn serve(
 /// A plugin binary: a shell script with `body`, in `dir`.
 fn plugin(dir: &Path, body: &str) -> PathBuf {
     let path = dir.join("docker-machine-driver-stand-in");
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    crate::fsutil::write_sh_script(&path, body);
     path
 }
 

@@ -36,8 +36,7 @@ fn driver(dir: &Path, config: impl FnOnce(&mut QemuDriver)) -> (Qemu, Arc<Record
 /// An executable shell script at `dir/name`.
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(name);
-    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    crate::fsutil::write_sh_script(&path, body);
     path
 }
 
