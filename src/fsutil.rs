@@ -183,11 +183,31 @@ pub fn is_executable(path: &Path) -> bool {
 }
 
 /// Writes an executable `/bin/sh` script at `path` with `body`: the stand-in programs of the
-/// unit tests (a plugin, QEMU, curl, systemctl).
+/// unit tests (a plugin, QEMU, curl, systemctl). Returns once no process holds the file open: a
+/// process that another test thread forked while the file was open for writing keeps that
+/// descriptor until its exec, and running the script meanwhile fails with "Text file busy".
 #[cfg(test)]
 pub fn write_sh_script(path: &Path, body: &str) {
     std::fs::write(path, format!("#!/bin/sh\n{body}\n")).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let held = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|p| {
+            std::fs::read_dir(p.path().join("fd"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+        })
+    };
+    let started = std::time::Instant::now();
+    while held() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{} stays open in another process",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 #[cfg(test)]
