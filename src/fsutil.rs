@@ -199,12 +199,21 @@ pub fn write_sh_script(path: &Path, body: &str) {
                 .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
         })
     };
+    wait_until(
+        &format!("{} is closed in every other process", path.display()),
+        || !held(),
+    );
+}
+
+/// Waits until `done` says so, checking every 10 ms; fails the test after 10 s, naming `what`.
+/// For the unit tests' waits on another process (a stand-in's exec, a descriptor's close).
+#[cfg(test)]
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let started = std::time::Instant::now();
-    while held() {
+    while !done() {
         assert!(
             started.elapsed() < std::time::Duration::from_secs(10),
-            "{} stays open in another process",
-            path.display()
+            "not within 10 s: {what}"
         );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }

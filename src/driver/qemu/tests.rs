@@ -55,16 +55,10 @@ impl FakeVm {
         std::fs::write(&pidfile, child.id().to_string()).unwrap();
         // Until its exec, the child's command line is the test's.
         let cmdline = format!("/proc/{}/cmdline", child.id());
-        let started = std::time::Instant::now();
-        while !std::fs::read(&cmdline)
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&*pidfile.to_string_lossy()))
-        {
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(10),
-                "the stand-in VM never ran"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        crate::fsutil::wait_until("the stand-in VM runs", || {
+            std::fs::read(&cmdline)
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(&*pidfile.to_string_lossy()))
+        });
         FakeVm(child)
     }
 }
